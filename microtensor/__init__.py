@@ -1,0 +1,35 @@
+"""microtensor: a small, readable reverse-mode autograd on numpy."""
+
+from .context import (
+    enable_grad,
+    get_default_dtype,
+    is_grad_enabled,
+    no_grad,
+    scope,
+    set_default_dtype,
+)
+from .functional import log_softmax, logsumexp, softmax
+from .gradcheck import GradcheckError, gradcheck
+from .ops import (
+    clip,
+    concatenate,
+    exp,
+    log,
+    matmul,
+    maximum,
+    relu,
+    sigmoid,
+    stack,
+    tanh,
+    unbroadcast,
+    where,
+)
+from .tensor import ShapeError, Tensor, topological_order
+
+__all__ = [
+    "GradcheckError", "ShapeError", "Tensor", "clip", "concatenate", "enable_grad", "exp",
+    "get_default_dtype", "gradcheck", "is_grad_enabled", "log", "log_softmax", "logsumexp",
+    "matmul", "maximum", "no_grad", "relu", "scope", "set_default_dtype", "sigmoid", "softmax",
+    "stack", "tanh", "topological_order", "unbroadcast", "where",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,79 @@
+"""Global switches that every new tensor reads: grad mode, default dtype, and
+the (layer, time step) tag that lets the graph renderer group nodes.
+
+Kept in one small module so the hot path reads plain module attributes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+
+
+class _State:
+    grad_enabled: bool = True
+    default_dtype: np.dtype = np.dtype(np.float32)
+    scope: str | None = None  # name of the layer currently running, e.g. "lstm1"
+    step: int | None = None  # time step inside a recurrent layer
+
+
+state = _State()
+
+
+@contextmanager
+def no_grad() -> Iterator[None]:
+    """Inside this block no graph is recorded: results have requires_grad=False."""
+    previous = state.grad_enabled
+    state.grad_enabled = False
+    try:
+        yield
+    finally:
+        state.grad_enabled = previous
+
+
+@contextmanager
+def enable_grad() -> Iterator[None]:
+    previous = state.grad_enabled
+    state.grad_enabled = True
+    try:
+        yield
+    finally:
+        state.grad_enabled = previous
+
+
+def is_grad_enabled() -> bool:
+    return state.grad_enabled
+
+
+def set_default_dtype(dtype) -> None:
+    """Dtype of tensors created without an explicit dtype (float32 unless changed)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"set_default_dtype: expected a floating dtype, got {dtype}")
+    state.default_dtype = dtype
+
+
+def get_default_dtype() -> np.dtype:
+    return state.default_dtype
+
+
+@contextmanager
+def scope(name: str | None = None, step: int | None = None) -> Iterator[None]:
+    """Tag every tensor made inside with a layer name and/or a time step.
+
+    Layers use it so that ``draw_graph(group="module")`` can draw one cluster
+    per layer and one per time step. A nested scope without a name keeps the
+    outer name (a time step inside a layer).
+    """
+    previous = (state.scope, state.step)
+    if name is not None:
+        state.scope = name
+        state.step = None
+    if step is not None:
+        state.step = step
+    try:
+        yield
+    finally:
+        state.scope, state.step = previous

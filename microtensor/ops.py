@@ -1,0 +1,420 @@
+"""The primitive ops: each computes its result and, right beside it, its gradient.
+
+An op's ``backward(g)`` receives d(loss)/d(output) and adds d(loss)/d(input)
+into each input that requires grad. Elementwise ops broadcast like numpy;
+``unbroadcast`` sums the gradient back to each input's shape.
+Composite functions (softmax, losses, layers) are built from these.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .tensor import ShapeError, Tensor, as_tensor
+
+Axis = int | tuple[int, ...] | None
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum ``grad`` over the axes that broadcasting added or stretched, giving ``shape``."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad
+
+
+def _pair(a, b) -> tuple[Tensor, Tensor]:
+    """Both operands as Tensors; a Python scalar or array takes the other's dtype."""
+    if not isinstance(a, Tensor):
+        return as_tensor(a, b), b
+    if not isinstance(b, Tensor):
+        return a, as_tensor(b, a)
+    return a, b
+
+
+def _broadcast(op: str, fn, a: Tensor, b: Tensor) -> np.ndarray:
+    try:
+        return fn(a.data, b.data)
+    except ValueError:
+        raise ShapeError(
+            f"{op}: shapes {a.shape} and {b.shape} can't be broadcast together "
+            "(numpy rules: trailing axes must be equal or 1)") from None
+
+
+# -- elementwise arithmetic ------------------------------------------------------
+
+def add(a, b) -> Tensor:
+    a, b = _pair(a, b)
+
+    def backward(g):
+        if a.requires_grad:
+            a._accumulate(unbroadcast(g, a.data.shape))
+        if b.requires_grad:
+            b._accumulate(unbroadcast(g, b.data.shape))
+    return Tensor._from_op(_broadcast("add", np.add, a, b), "add", (a, b), backward)
+
+
+def sub(a, b) -> Tensor:
+    a, b = _pair(a, b)
+
+    def backward(g):
+        if a.requires_grad:
+            a._accumulate(unbroadcast(g, a.data.shape))
+        if b.requires_grad:
+            b._accumulate(unbroadcast(-g, b.data.shape))
+    return Tensor._from_op(_broadcast("sub", np.subtract, a, b), "sub", (a, b), backward)
+
+
+def mul(a, b) -> Tensor:
+    a, b = _pair(a, b)
+
+    def backward(g):
+        if a.requires_grad:
+            a._accumulate(unbroadcast(g * b.data, a.data.shape))
+        if b.requires_grad:
+            b._accumulate(unbroadcast(g * a.data, b.data.shape))
+    return Tensor._from_op(_broadcast("mul", np.multiply, a, b), "mul", (a, b), backward)
+
+
+def div(a, b) -> Tensor:
+    a, b = _pair(a, b)
+    out = _broadcast("div", np.true_divide, a, b)
+
+    def backward(g):
+        g_over_b = g / b.data
+        if a.requires_grad:
+            a._accumulate(unbroadcast(g_over_b, a.data.shape))
+        if b.requires_grad:
+            b._accumulate(unbroadcast(-g_over_b * out, b.data.shape))
+    return Tensor._from_op(out, "div", (a, b), backward)
+
+
+def neg(a: Tensor) -> Tensor:
+    def backward(g):
+        a._accumulate(-g)
+    return Tensor._from_op(-a.data, "neg", (a,), backward)
+
+
+def power(a: Tensor, exponent: float) -> Tensor:
+    """``a ** exponent`` for a scalar exponent."""
+    if not isinstance(exponent, numbers.Real):
+        raise TypeError(f"pow: only a scalar exponent is supported, got {type(exponent).__name__}")
+
+    def backward(g):
+        a._accumulate(g * (exponent * a.data ** (exponent - 1)))
+    return Tensor._from_op(a.data ** exponent, "pow", (a,), backward)
+
+
+def maximum(a, b) -> Tensor:
+    """Elementwise max; where the two are equal each gets half the gradient (as torch)."""
+    a, b = _pair(a, b)
+    out = _broadcast("maximum", np.maximum, a, b)
+
+    def backward(g):
+        share_a = (a.data > b.data) + 0.5 * (a.data == b.data)
+        if a.requires_grad:
+            a._accumulate(unbroadcast(g * share_a.astype(g.dtype), a.data.shape))
+        if b.requires_grad:
+            b._accumulate(unbroadcast(g * (1 - share_a).astype(g.dtype), b.data.shape))
+    return Tensor._from_op(out, "maximum", (a, b), backward)
+
+
+def where(condition, a, b) -> Tensor:
+    """``a`` where ``condition`` holds, else ``b`` (condition is a plain boolean array)."""
+    condition = np.asarray(condition.data if isinstance(condition, Tensor) else condition,
+                           dtype=bool)
+    a, b = _pair(a, b)
+    try:
+        out = np.where(condition, a.data, b.data)
+    except ValueError:
+        raise ShapeError(f"where: condition {condition.shape}, a {a.shape} and b {b.shape} "
+                         "can't be broadcast together") from None
+
+    def backward(g):
+        zero = np.zeros((), dtype=g.dtype)
+        if a.requires_grad:
+            a._accumulate(unbroadcast(np.where(condition, g, zero), a.data.shape))
+        if b.requires_grad:
+            b._accumulate(unbroadcast(np.where(condition, zero, g), b.data.shape))
+    return Tensor._from_op(out, "where", (a, b), backward)
+
+
+def clip(a: Tensor, low: float, high: float) -> Tensor:
+    """Clamp into [low, high]; the gradient passes where the input was inside (as torch)."""
+    def backward(g):
+        a._accumulate(g * ((a.data >= low) & (a.data <= high)))
+    return Tensor._from_op(np.clip(a.data, low, high), "clip", (a,), backward)
+
+
+# -- nonlinearities ----------------------------------------------------------------
+
+def exp(a: Tensor) -> Tensor:
+    out = np.exp(a.data)
+
+    def backward(g):
+        a._accumulate(g * out)
+    return Tensor._from_op(out, "exp", (a,), backward)
+
+
+def log(a: Tensor) -> Tensor:
+    def backward(g):
+        a._accumulate(g / a.data)
+    return Tensor._from_op(np.log(a.data), "log", (a,), backward)
+
+
+def sigmoid(a: Tensor) -> Tensor:
+    with np.errstate(over="ignore"):  # exp(-x) -> inf gives exactly 0, as it should
+        out = np.exp(-a.data)
+    out += 1
+    np.reciprocal(out, out=out)
+
+    def backward(g):
+        grad = 1 - out
+        grad *= out
+        grad *= g
+        a._accumulate(grad)
+    return Tensor._from_op(out, "sigmoid", (a,), backward)
+
+
+def tanh(a: Tensor) -> Tensor:
+    out = np.tanh(a.data)
+
+    def backward(g):
+        grad = out * out
+        np.subtract(1, grad, out=grad)
+        grad *= g
+        a._accumulate(grad)
+    return Tensor._from_op(out, "tanh", (a,), backward)
+
+
+def relu(a: Tensor) -> Tensor:
+    def backward(g):
+        a._accumulate(g * (a.data > 0))
+    return Tensor._from_op(np.maximum(a.data, 0), "relu", (a,), backward)
+
+
+# -- matrix product ------------------------------------------------------------------
+
+def matmul(a, b) -> Tensor:
+    """``a @ b`` with numpy's rules (1-D operands are promoted, batch axes broadcast)."""
+    a, b = _pair(a, b)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ShapeError(f"matmul: needs at least 1-D operands, got shapes {a.shape} and {b.shape}")
+    inner_a = a.shape[-1]
+    inner_b = b.shape[-2] if b.ndim > 1 else b.shape[0]
+    if inner_a != inner_b:
+        raise ShapeError(f"matmul: shapes {a.shape} and {b.shape} don't line up: "
+                         f"{inner_a} != {inner_b}")
+    try:
+        out = a.data @ b.data
+    except ValueError:
+        raise ShapeError(f"matmul: batch axes of shapes {a.shape} and {b.shape} "
+                         "can't be broadcast together") from None
+
+    def backward(g):
+        x, w = a.data, b.data
+        # Promote 1-D operands as matmul did, so one formula serves every rank.
+        if w.ndim == 1:
+            w, g = w[:, None], g[..., None]
+        if x.ndim == 1:
+            x, g = x[None, :], np.expand_dims(g, -2)
+        if a.requires_grad:
+            a._accumulate(unbroadcast(g @ w.swapaxes(-1, -2), x.shape).reshape(a.shape))
+        if b.requires_grad:
+            if w.ndim == 2 and x.ndim > 2:
+                # (batch, time, in) @ (in, out): one big product instead of a batch of small ones
+                grad_w = x.reshape(-1, x.shape[-1]).T @ g.reshape(-1, g.shape[-1])
+            else:
+                grad_w = unbroadcast(x.swapaxes(-1, -2) @ g, w.shape)
+            b._accumulate(grad_w.reshape(b.shape))
+    return Tensor._from_op(out, "matmul", (a, b), backward)
+
+
+# -- reductions ------------------------------------------------------------------------
+
+def _axes(axis: Axis, ndim: int, op: str) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
+    for ax in axes:
+        if not -ndim <= ax < ndim:
+            raise ShapeError(f"{op}: axis {ax} is out of range for a {ndim}-D tensor")
+    return tuple(sorted(ax % ndim for ax in axes))
+
+
+def _expand_reduced(g: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
+    return g if keepdims else np.expand_dims(g, axes)
+
+
+def sum(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    axes = _axes(axis, a.ndim, "sum")
+
+    def backward(g):
+        a._accumulate(np.broadcast_to(_expand_reduced(g, axes, keepdims), a.data.shape))
+    out = np.sum(a.data, axis=axes, keepdims=keepdims)
+    return Tensor._from_op(np.asarray(out), "sum", (a,), backward)
+
+
+def mean(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    axes = _axes(axis, a.ndim, "mean")
+    count = int(np.prod([a.shape[ax] for ax in axes]))  # 1 for a 0-D tensor
+    return mul(sum(a, axes, keepdims), 1.0 / count)
+
+
+def max(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Largest element(s); ties share the gradient evenly (as torch.amax)."""
+    axes = _axes(axis, a.ndim, "max")
+    if a.size == 0:
+        raise ShapeError(f"max: empty tensor of shape {a.shape} has no maximum")
+    kept = np.max(a.data, axis=axes, keepdims=True)
+
+    def backward(g):
+        winners = a.data == kept
+        share = winners / winners.sum(axis=axes, keepdims=True)
+        a._accumulate(_expand_reduced(g, axes, keepdims) * share.astype(g.dtype))
+    out = kept if keepdims else np.squeeze(kept, axis=axes)
+    return Tensor._from_op(out, "max", (a,), backward)
+
+
+# -- shape ops ----------------------------------------------------------------------------
+
+def reshape(a: Tensor, *shape) -> Tensor:
+    if len(shape) == 1 and isinstance(shape[0], tuple | list):
+        shape = tuple(shape[0])
+    try:
+        out = a.data.reshape(shape)
+    except ValueError:
+        raise ShapeError(f"reshape: cannot reshape shape {a.shape} ({a.size} elements) "
+                         f"into {tuple(shape)}") from None
+
+    def backward(g):
+        a._accumulate(g.reshape(a.data.shape))
+    return Tensor._from_op(out, "reshape", (a,), backward)
+
+
+def transpose(a: Tensor, *axes) -> Tensor:
+    if len(axes) == 1 and isinstance(axes[0], tuple | list):
+        axes = tuple(axes[0])
+    axes = axes or tuple(reversed(range(a.ndim)))
+    if sorted(ax % a.ndim for ax in axes) != list(range(a.ndim)):
+        raise ShapeError(f"transpose: axes {axes} are not a permutation of a {a.ndim}-D "
+                         f"tensor's axes (shape {a.shape})")
+    inverse = np.argsort([ax % a.ndim for ax in axes])
+
+    def backward(g):
+        a._accumulate(g.transpose(inverse))
+    return Tensor._from_op(a.data.transpose(axes), "transpose", (a,), backward)
+
+
+def _is_advanced(index) -> bool:
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(p, np.ndarray | list | Tensor) for p in parts)
+
+
+def getitem(a: Tensor, index) -> Tensor:
+    """``a[index]`` with slices, integers, ``None``, ``...`` and integer/bool arrays."""
+    if isinstance(index, Tensor):
+        index = index.data
+    elif isinstance(index, tuple):
+        index = tuple(p.data if isinstance(p, Tensor) else p for p in index)
+    advanced = _is_advanced(index)
+    if advanced and isinstance(index, list):
+        index = np.asarray(index)
+    try:
+        out = a.data[index]
+    except IndexError as err:
+        raise IndexError(f"getitem: index {index!r} doesn't fit shape {a.shape}: {err}") from None
+
+    def backward(g):
+        a._accumulate_at(index, g, advanced)
+    return Tensor._from_op(out, "getitem", (a,), backward)
+
+
+def _check_joinable(op: str, tensors, axis: int, same_shape: bool) -> None:
+    if not tensors:
+        raise ValueError(f"{op}: needs at least one tensor")
+    first = tensors[0].shape
+    for t in tensors[1:]:
+        if same_shape:
+            bad = t.shape != first
+        else:
+            bad = len(t.shape) != len(first) or any(
+                x != y for i, (x, y) in enumerate(zip(t.shape, first, strict=True))
+                if i != axis % len(first))
+        if bad:
+            expected = "equal shapes" if same_shape else f"equal shapes except on axis {axis}"
+            raise ShapeError(f"{op}: shapes {first} and {t.shape} differ; expected {expected}")
+
+
+def concatenate(tensors, axis: int = 0) -> Tensor:
+    tensors = tuple(as_tensor(t) for t in tensors)
+    _check_joinable("concatenate", tensors, axis, same_shape=False)
+    axis = axis % tensors[0].ndim
+    bounds = np.cumsum([0] + [t.shape[axis] for t in tensors])
+
+    def backward(g):
+        for t, start, stop in zip(tensors, bounds[:-1], bounds[1:], strict=True):
+            if t.requires_grad:
+                t._accumulate(g[(slice(None),) * axis + (slice(start, stop),)])
+    out = np.concatenate([t.data for t in tensors], axis=axis)
+    return Tensor._from_op(out, "concatenate", tensors, backward)
+
+
+def stack(tensors, axis: int = 0) -> Tensor:
+    tensors = tuple(as_tensor(t) for t in tensors)
+    _check_joinable("stack", tensors, axis, same_shape=True)
+    axis = axis % (tensors[0].ndim + 1)
+
+    def backward(g):
+        for i, t in enumerate(tensors):
+            if t.requires_grad:
+                t._accumulate(g[(slice(None),) * axis + (i,)])
+    out = np.stack([t.data for t in tensors], axis=axis)
+    return Tensor._from_op(out, "stack", tensors, backward)
+
+
+# -- operators and methods on Tensor --------------------------------------------------------
+
+def _install() -> None:
+    T = Tensor
+    T.__add__ = add
+    T.__radd__ = lambda self, other: add(other, self)
+    T.__sub__ = sub
+    T.__rsub__ = lambda self, other: sub(other, self)
+    T.__mul__ = mul
+    T.__rmul__ = lambda self, other: mul(other, self)
+    T.__truediv__ = div
+    T.__rtruediv__ = lambda self, other: div(other, self)
+    T.__matmul__ = matmul
+    T.__rmatmul__ = lambda self, other: matmul(other, self)
+    T.__neg__ = neg
+    T.__pow__ = power
+    T.__getitem__ = getitem
+    # Comparisons give plain boolean arrays: they have no gradient.
+    for name, fn in [("__lt__", np.less), ("__le__", np.less_equal), ("__gt__", np.greater),
+                     ("__ge__", np.greater_equal), ("__eq__", np.equal),
+                     ("__ne__", np.not_equal)]:
+        setattr(T, name, lambda self, other, fn=fn: fn(
+            self.data, other.data if isinstance(other, Tensor) else other))
+    T.sum = sum
+    T.mean = mean
+    T.max = max
+    T.reshape = reshape
+    T.transpose = transpose
+    T.T = property(lambda self: transpose(self))
+    T.exp = exp
+    T.log = log
+    T.sigmoid = sigmoid
+    T.tanh = tanh
+    T.relu = relu
+    T.clip = clip
+
+
+_install()

@@ -1,0 +1,244 @@
+"""The Tensor: a numpy array that remembers how it was made, and backward().
+
+Every op (see ``ops.py``) builds its result with ``Tensor._from_op`` and hands
+it a small ``backward(grad)`` closure that pushes the output's gradient into
+the op's inputs. ``Tensor.backward`` walks the recorded graph in reverse
+topological order, iteratively, so a 100,000-step chain needs no recursion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from .context import state
+
+
+class ShapeError(ValueError):
+    """An op got operands whose shapes don't fit together."""
+
+
+class Tensor:
+    """An n-dimensional array with reverse-mode automatic differentiation.
+
+    ``data`` is the numpy array; ``grad`` is filled by ``backward()`` (same
+    shape as ``data``). ``op`` names the op that made the tensor (None for a
+    leaf) and ``parents`` are its inputs. ``scope``/``step`` record the layer
+    and time step that were running when it was made (see ``mt.scope``).
+    """
+
+    __slots__ = (
+        "data", "grad", "requires_grad", "op", "parents", "name", "scope", "step",
+        "_backward", "_grad_owned", "_retain_grad", "__weakref__",
+    )
+    # Let numpy hand `ndarray * Tensor` to Tensor.__rmul__ instead of looping over us.
+    __array_ufunc__ = None
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None, name: str | None = None):
+        if isinstance(data, Tensor):
+            data = data.data
+        dtype = state.default_dtype if dtype is None else np.dtype(dtype)
+        if requires_grad and dtype.kind != "f":
+            raise TypeError(f"Tensor: only floating tensors can require grad, got {dtype}")
+        self._init_leaf(np.array(data, dtype=dtype), bool(requires_grad), name)
+
+    def _init_leaf(self, data: np.ndarray, requires_grad: bool, name: str | None) -> None:
+        self.data = data
+        self.requires_grad = requires_grad
+        self.grad: np.ndarray | None = None
+        self.op: str | None = None
+        self.parents: tuple[Tensor, ...] = ()
+        self.name = name
+        self.scope = state.scope
+        self.step = state.step
+        self._backward: Callable[[np.ndarray], None] | None = None
+        self._grad_owned = False
+        self._retain_grad = False
+
+    @staticmethod
+    def _from_op(data: np.ndarray, op: str, parents: tuple[Tensor, ...],
+                 backward: Callable[[np.ndarray], None]) -> Tensor:
+        """The result of an op; records the graph only if some parent needs a gradient."""
+        out = Tensor.__new__(Tensor)
+        out.data = data
+        out.grad = None
+        out.op = op
+        out.name = None
+        out.scope = state.scope
+        out.step = state.step
+        out._grad_owned = False
+        out._retain_grad = False
+        if state.grad_enabled:
+            for parent in parents:
+                if parent.requires_grad:
+                    out.requires_grad = True
+                    out.parents = parents
+                    out._backward = backward
+                    return out
+        out.requires_grad = False
+        out.parents = ()
+        out._backward = None
+        return out
+
+    # -- plain array facts ---------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._backward is None
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def item(self) -> float:
+        return self.data.item()
+
+    def detach(self) -> Tensor:
+        """The same data, cut off from the graph."""
+        out = Tensor.__new__(Tensor)
+        out._init_leaf(self.data, False, None)
+        return out
+
+    def retain_grad(self) -> Tensor:
+        """Keep this non-leaf tensor's gradient after backward (leaves always keep theirs)."""
+        self._retain_grad = True
+        return self
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, precision=4, threshold=20, edgeitems=2,
+                               prefix="Tensor(")
+        extra = f", op={self.op}" if self.op else ""
+        extra += ", requires_grad=True" if self.requires_grad else ""
+        extra += f", name={self.name!r}" if self.name else ""
+        return f"Tensor({body}, dtype={self.dtype}{extra})"
+
+    __hash__ = object.__hash__
+
+    # -- gradient bookkeeping -------------------------------------------------
+    # A gradient array handed to us may be shared (add passes the same array to
+    # both inputs), so the first one is kept without a copy and only copied when
+    # a second one has to be added to it. Leaves always own theirs: users and
+    # optimizers modify parameter gradients in place.
+    def _accumulate(self, grad: np.ndarray) -> None:
+        if self.grad is None:
+            if self._backward is None:
+                self.grad = np.array(grad, dtype=self.data.dtype)
+                self._grad_owned = True
+            else:
+                self.grad = grad
+                self._grad_owned = False
+        elif self._grad_owned:
+            self.grad += grad
+        else:
+            self.grad = self.grad + grad
+            self._grad_owned = True
+
+    def _accumulate_at(self, index, grad: np.ndarray, advanced: bool) -> None:
+        """Add ``grad`` into ``self.grad[index]``: one shared buffer for all slices.
+
+        Slicing ``x[:, t]`` at each of T steps then costs one buffer, not T
+        full-size zero arrays (which would make backward O(T^2)).
+        """
+        if self.grad is None:
+            self.grad = np.zeros_like(self.data)
+        elif not self._grad_owned:
+            self.grad = self.grad.copy()
+        self._grad_owned = True
+        if advanced:
+            np.add.at(self.grad, index, grad)
+        else:
+            self.grad[index] += grad
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    def backward(self, grad=None) -> None:
+        """Compute d(self)/d(leaf) for every leaf that requires grad, into ``leaf.grad``.
+
+        ``grad`` is d(loss)/d(self); it may be omitted only for a single-element
+        tensor. Gradients add up in leaves over several calls, like PyTorch;
+        intermediate gradients are freed as soon as they are used, unless
+        ``retain_grad()`` was called.
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward: this tensor does not require grad (it was computed from "
+                "tensors with requires_grad=False, or under no_grad())")
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward: grad can be omitted only for a single-element tensor, but "
+                    f"this one has shape {self.shape}; call .sum() first or pass "
+                    f"grad= an array of shape {self.shape}")
+            grad = np.ones_like(self.data)
+        else:
+            grad = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
+            if grad.shape != self.shape:
+                raise ShapeError(
+                    f"backward: grad has shape {grad.shape} but the tensor has shape {self.shape}")
+
+        order = topological_order(self)
+        for node in order:
+            if node._backward is not None:
+                node.grad = None
+        self._accumulate(grad)
+        for node in reversed(order):
+            if node._backward is None or node.grad is None:
+                continue
+            node._backward(node.grad)
+            if not node._retain_grad:
+                node.grad = None
+
+
+def topological_order(root: Tensor) -> list[Tensor]:
+    """Every tensor that ``root`` depends on and that requires grad, parents first.
+
+    Iterative depth-first search: no recursion limit on long sequences.
+    """
+    order: list[Tensor] = []
+    visited: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        node, parents_done = stack.pop()
+        if parents_done:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        for parent in node.parents:
+            if parent.requires_grad and id(parent) not in visited:
+                stack.append((parent, False))
+    return order
+
+
+def as_tensor(value, like: Tensor | None = None) -> Tensor:
+    """``value`` as a Tensor; Python scalars and arrays take ``like``'s dtype.
+
+    So ``x * 0.5`` or ``1 - x`` keep float32 tensors float32.
+    """
+    if isinstance(value, Tensor):
+        return value
+    out = Tensor.__new__(Tensor)
+    dtype = like.data.dtype if like is not None else state.default_dtype
+    out._init_leaf(np.asarray(value, dtype=dtype), False, None)
+    return out
