@@ -202,6 +202,13 @@ def relu(a: Tensor) -> Tensor:
 
 # -- matrix product ------------------------------------------------------------------
 
+def _fold_matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``x @ w``; for a 2-D ``w``, x's leading axes are folded into one BLAS call."""
+    if w.ndim == 2 and x.ndim > 2:
+        return (x.reshape(-1, x.shape[-1]) @ w).reshape(*x.shape[:-1], w.shape[-1])
+    return x @ w
+
+
 def matmul(a, b) -> Tensor:
     """``a @ b`` with numpy's rules (1-D operands are promoted, batch axes broadcast)."""
     a, b = _pair(a, b)
@@ -213,7 +220,7 @@ def matmul(a, b) -> Tensor:
         raise ShapeError(f"matmul: shapes {a.shape} and {b.shape} don't line up: "
                          f"{inner_a} != {inner_b}")
     try:
-        out = a.data @ b.data
+        out = _fold_matmul(a.data, b.data)
     except ValueError:
         raise ShapeError(f"matmul: batch axes of shapes {a.shape} and {b.shape} "
                          "can't be broadcast together") from None
@@ -226,7 +233,8 @@ def matmul(a, b) -> Tensor:
         if x.ndim == 1:
             x, g = x[None, :], np.expand_dims(g, -2)
         if a.requires_grad:
-            a._accumulate(unbroadcast(g @ w.swapaxes(-1, -2), x.shape).reshape(a.shape))
+            a._accumulate(unbroadcast(_fold_matmul(g, w.swapaxes(-1, -2)), x.shape)
+                          .reshape(a.shape))
         if b.requires_grad:
             if w.ndim == 2 and x.ndim > 2:
                 # (batch, time, in) @ (in, out): one big product instead of a batch of small ones
