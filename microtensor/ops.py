@@ -171,7 +171,8 @@ def log(a: Tensor) -> Tensor:
 
 def sigmoid(a: Tensor) -> Tensor:
     with np.errstate(over="ignore"):  # exp(-x) -> inf gives exactly 0, as it should
-        out = np.exp(-a.data)
+        # asarray: for a 0-D input numpy returns a scalar, which can't be updated in place
+        out = np.asarray(np.exp(-a.data))
     out += 1
     np.reciprocal(out, out=out)
 
@@ -187,7 +188,7 @@ def tanh(a: Tensor) -> Tensor:
     out = np.tanh(a.data)
 
     def backward(g):
-        grad = out * out
+        grad = np.asarray(out * out)  # an array even for 0-D, so it can be updated in place
         np.subtract(1, grad, out=grad)
         grad *= g
         a._accumulate(grad)
