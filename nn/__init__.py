@@ -1,0 +1,16 @@
+"""nn: layers built only from microtensor ops, with Keras's semantics and numbers."""
+
+from . import activations, initializers, losses, metrics
+from .dense import Dense
+from .layer import Layer, reset_names
+from .lstm import LSTM
+from .model import Input, InputLayer, Model, Sequential
+from .module import Module
+from .saving import load_model
+from .seeding import set_seed
+from .training import History
+
+__all__ = [
+    "LSTM", "Dense", "History", "Input", "InputLayer", "Layer", "Model", "Module", "Sequential",
+    "activations", "initializers", "load_model", "losses", "metrics", "reset_names", "set_seed",
+]

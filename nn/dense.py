@@ -1,0 +1,62 @@
+"""Dense: y = activation(x @ kernel + bias), on the last axis of x."""
+
+from __future__ import annotations
+
+import microtensor as mt
+
+from . import activations
+from .layer import Layer
+from .symbolic import Shape
+
+
+class Dense(Layer):
+    """Fully connected layer. kernel (in, units), bias (units,).
+
+    Input (batch, ..., in) -> output (batch, ..., units): on a 3-D input the
+    same kernel acts on every time step, as in Keras.
+    """
+
+    def __init__(self, units: int, activation=None, use_bias: bool = True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 name: str | None = None):
+        super().__init__(name)
+        if int(units) <= 0:
+            raise ValueError(f"Dense: units must be a positive integer, got {units!r}")
+        self.units = int(units)
+        self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+
+    def check_input_shape(self, shape: Shape) -> None:
+        if len(shape) < 2:
+            raise ValueError(f"{self.name} (Dense): expected input of shape "
+                             f"(batch, ..., features), got shape {tuple(shape)}")
+        super().check_input_shape(shape)
+
+    def build(self, input_shape: Shape) -> None:
+        self.kernel = self.add_weight("kernel", (input_shape[-1], self.units),
+                                      self.kernel_initializer)
+        if self.use_bias:
+            self.bias = self.add_weight("bias", (self.units,), self.bias_initializer)
+
+    def forward(self, x: mt.Tensor) -> mt.Tensor:
+        """x (batch, ..., in) -> (batch, ..., units)."""
+        y = x @ self.kernel
+        if self.use_bias:
+            y = y + self.bias
+        return self.activation(y)
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        return (*input_shape[:-1], self.units)
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "units": self.units, "use_bias": self.use_bias,
+                "activation": activations.name_of(self.activation)}
+
+    def explain_params(self, input_shape: Shape) -> str:
+        inputs, units = input_shape[-1], self.units
+        if not self.use_bias:
+            return f"{inputs} × {units} weights = {inputs * units:,}"
+        biases = "bias" if units == 1 else "biases"
+        return f"{inputs} × {units} weights + {units} {biases} = {inputs * units + units:,}"

@@ -1,0 +1,131 @@
+"""Layer: a Module that builds its weights from the first input it sees, Keras style."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+import microtensor as mt
+
+from . import initializers
+from .module import Module
+from .symbolic import Node, Shape, SymbolicTensor, is_symbolic, map_structure
+
+_name_counts: Counter[str] = Counter()
+
+
+def unique_name(base: str) -> str:
+    """Keras-style default names: "dense", then "dense_1", "dense_2", ..."""
+    count = _name_counts[base]
+    _name_counts[base] += 1
+    return base if count == 0 else f"{base}_{count}"
+
+
+def reset_names() -> None:
+    """Start default layer names from scratch ("lstm", "lstm_1", ... again)."""
+    _name_counts.clear()
+
+
+def snake_case(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
+class Layer(Module):
+    """Base of all layers.
+
+    Subclasses define ``build(input_shape)`` (create weights with ``add_weight``),
+    ``forward(x)`` (microtensor ops only), ``compute_output_shape(input_shape)``,
+    and for the summary ``explain_params(input_shape)`` and ``axis_names(...)``.
+    Shapes passed to ``build`` include the batch axis (``None`` when unknown).
+    """
+
+    expected_ndim: int | None = None  # rank of the input, batch axis included
+    registry: dict[str, type[Layer]] = {}  # class name -> class, for nn.load_model
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        Layer.registry[cls.__name__] = cls
+
+    def __init__(self, name: str | None = None):
+        super().__init__()
+        self.name = name or unique_name(snake_case(type(self).__name__))
+        self.built = False
+        self.input_shape: Shape | None = None
+
+    def add_weight(self, name: str, shape: tuple[int, ...], initializer) -> mt.Tensor:
+        values = initializers.get(initializer)(tuple(shape))
+        weight = mt.Tensor(values.astype(mt.get_default_dtype()), requires_grad=True,
+                           name=f"{self.name}/{name}")
+        self._weights[name] = weight
+        return weight
+
+    def build(self, input_shape: Shape) -> None:
+        """Create the weights; the default layer has none."""
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape | list[Shape]:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments, JSON-friendly (used by ``model.save``)."""
+        return {"name": self.name}
+
+    def explain_params(self, input_shape: Shape) -> str | None:
+        """How the parameter count arises, in words (for ``summary(explain=True)``)."""
+        return None
+
+    def output_axes(self, output_shape: Shape) -> tuple[str, ...]:
+        """What each axis of the output means, for ``summary(explain=True)``."""
+        middle = ("timesteps",) * (len(output_shape) - 2)
+        return ("batch", *middle, "units")
+
+    def describe_output(self) -> str | None:
+        """A note on what the output holds, for ``summary(explain=True)``."""
+        return None
+
+    # -- calling ---------------------------------------------------------------------
+    def __call__(self, inputs, **kwargs):
+        if is_symbolic(inputs) or is_symbolic(list(kwargs.values())):
+            return self._call_symbolic(inputs, kwargs)
+        inputs = map_structure(as_input, inputs)
+        self._ensure_built(inputs.shape)
+        with mt.scope(name=self.name):
+            return self.forward(inputs, **kwargs)
+
+    def _call_symbolic(self, inputs: SymbolicTensor, kwargs: dict[str, Any]):
+        self._ensure_built(inputs.shape)
+        shape = self.compute_output_shape(inputs.shape)
+        node = Node(self, inputs, kwargs)
+        node.output_shape = shape
+        if isinstance(shape, list):
+            return [SymbolicTensor(s, node, index=i) for i, s in enumerate(shape)]
+        return SymbolicTensor(shape, node)
+
+    def _ensure_built(self, shape: Shape) -> None:
+        self.check_input_shape(shape)
+        if not self.built:
+            self.input_shape = (None, *shape[1:])
+            self.build(self.input_shape)
+            self.built = True
+
+    def check_input_shape(self, shape: Shape) -> None:
+        """Raise an error that teaches, if ``shape`` (batch axis included) doesn't fit."""
+        if self.expected_ndim is not None and len(shape) != self.expected_ndim:
+            raise ValueError(f"{self.name} ({type(self).__name__}): expected a "
+                             f"{self.expected_ndim}-D input, got shape {tuple(shape)}")
+        if self.built and shape[-1] != self.input_shape[-1]:
+            raise ValueError(
+                f"{self.name} ({type(self).__name__}): was built for inputs with "
+                f"{self.input_shape[-1]} features on the last axis, got shape {tuple(shape)}")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+
+def as_input(value) -> mt.Tensor:
+    """Data given to a layer as a Tensor of the default float dtype (no copy if already one)."""
+    if isinstance(value, mt.Tensor):
+        return value
+    return mt.Tensor(np.asarray(value), dtype=mt.get_default_dtype())

@@ -1,0 +1,117 @@
+"""Losses with Keras's semantics: ``loss(y_true, y_pred)`` -> scalar mean over the batch.
+
+All are compositions of microtensor ops, so their gradients come for free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+import microtensor as mt
+
+EPSILON = 1e-7  # Keras's backend epsilon: probabilities are clipped to [EPSILON, 1 - EPSILON]
+
+Loss = Callable[..., mt.Tensor]
+
+
+def _target(y_true, like: mt.Tensor) -> mt.Tensor:
+    data = y_true.data if isinstance(y_true, mt.Tensor) else np.asarray(y_true)
+    return mt.Tensor(data, dtype=like.dtype)
+
+
+def _check_same_shape(name: str, y_true: mt.Tensor, y_pred: mt.Tensor) -> mt.Tensor:
+    if y_true.shape == y_pred.shape:
+        return y_true
+    if y_true.ndim == y_pred.ndim - 1 and y_pred.shape[-1] == 1 \
+            and y_true.shape == y_pred.shape[:-1]:
+        return y_true.reshape(*y_true.shape, 1)  # labels (batch,) against outputs (batch, 1)
+    raise ValueError(f"{name}: y_true has shape {y_true.shape} but y_pred has shape "
+                     f"{y_pred.shape}; they must match")
+
+
+def binary_crossentropy(y_true, y_pred: mt.Tensor, from_logits: bool = False) -> mt.Tensor:
+    """-(y log p + (1 - y) log(1 - p)), mean over the last axis, then over the batch.
+
+    Probabilities are clipped to [1e-7, 1 - 1e-7] (a sure wrong answer costs
+    16.118, not infinity); with ``from_logits=True`` it is computed exactly and
+    stably as max(x, 0) - x·y + log(1 + exp(-|x|)).
+    """
+    with mt.scope(name="loss"):
+        y = _check_same_shape("binary_crossentropy", _target(y_true, y_pred), y_pred)
+        if from_logits:
+            x = y_pred
+            abs_x = mt.maximum(x, -x)
+            per_element = mt.relu(x) - x * y + mt.log(1 + mt.exp(-abs_x))
+        else:
+            p = mt.clip(y_pred, EPSILON, 1 - EPSILON)
+            per_element = -(y * mt.log(p) + (1 - y) * mt.log(1 - p))
+        return per_element.mean(axis=-1).mean()
+
+
+def categorical_crossentropy(y_true, y_pred: mt.Tensor, from_logits: bool = False,
+                             axis: int = -1) -> mt.Tensor:
+    """-sum(y · log p) over the class axis, mean over the batch. y_true is one-hot.
+
+    Probabilities are renormalised to sum to 1, then clipped, as Keras does.
+    """
+    with mt.scope(name="loss"):
+        y = _check_same_shape("categorical_crossentropy", _target(y_true, y_pred), y_pred)
+        if from_logits:
+            log_p = mt.log_softmax(y_pred, axis=axis)
+        else:
+            p = y_pred / y_pred.sum(axis=axis, keepdims=True)
+            log_p = mt.log(mt.clip(p, EPSILON, 1 - EPSILON))
+        return (-(y * log_p).sum(axis=axis)).mean()
+
+
+def sparse_categorical_crossentropy(y_true, y_pred: mt.Tensor, from_logits: bool = False,
+                                    axis: int = -1) -> mt.Tensor:
+    """Categorical crossentropy with integer class labels (batch,) or (batch, 1)."""
+    labels = np.asarray(y_true.data if isinstance(y_true, mt.Tensor) else y_true)
+    classes = y_pred.shape[axis]
+    if labels.ndim == y_pred.ndim and labels.shape[-1] == 1:
+        labels = labels[..., 0]
+    if labels.shape != y_pred.shape[:-1] or axis not in (-1, y_pred.ndim - 1):
+        raise ValueError(f"sparse_categorical_crossentropy: labels of shape {labels.shape} don't "
+                         f"fit predictions of shape {y_pred.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() >= classes
+                        or not np.all(labels == np.round(labels))):
+        raise ValueError(f"sparse_categorical_crossentropy: labels must be integers in "
+                         f"[0, {classes}), got values from {labels.min()} to {labels.max()}")
+    one_hot = np.eye(classes, dtype=y_pred.dtype)[labels.astype(int)]
+    return categorical_crossentropy(one_hot, y_pred, from_logits=from_logits)
+
+
+def mean_squared_error(y_true, y_pred: mt.Tensor) -> mt.Tensor:
+    """mean((y - p)^2) over the last axis, then over the batch."""
+    with mt.scope(name="loss"):
+        y = _check_same_shape("mse", _target(y_true, y_pred), y_pred)
+        return ((y_pred - y) ** 2).mean(axis=-1).mean()
+
+
+mse = mean_squared_error
+
+_BY_NAME: dict[str, Loss] = {
+    "binary_crossentropy": binary_crossentropy,
+    "categorical_crossentropy": categorical_crossentropy,
+    "sparse_categorical_crossentropy": sparse_categorical_crossentropy,
+    "mse": mean_squared_error, "mean_squared_error": mean_squared_error,
+}
+
+
+def get(loss: str | Loss) -> Loss:
+    if callable(loss):
+        return loss
+    try:
+        return _BY_NAME[loss]
+    except KeyError:
+        raise ValueError(f"unknown loss {loss!r}; known: {', '.join(_BY_NAME)}") from None
+
+
+def name_of(loss: Loss) -> str:
+    for name, fn in _BY_NAME.items():
+        if fn is loss:
+            return name
+    return getattr(loss, "__name__", "custom")

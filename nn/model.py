@@ -1,0 +1,227 @@
+"""The Keras functional API: Input, Model, and Sequential as its linear special case."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import microtensor as mt
+
+from .layer import Layer, as_input, unique_name
+from .module import Module
+from .symbolic import Node, Shape, SymbolicTensor, flatten, map_structure
+from .training import Trainable
+
+
+class InputLayer(Layer):
+    """Where data enters a functional model; no weights (the summary's 0-parameter row)."""
+
+    def __init__(self, shape: Shape, name: str | None = None):
+        super().__init__(name or unique_name("input_layer"))
+        self.input_shape = (None, *shape)
+        self.built = True
+
+    def forward(self, x: mt.Tensor) -> mt.Tensor:
+        return x
+
+    def check_input_shape(self, shape: Shape) -> None:
+        expected = self.input_shape
+        fits = len(shape) == len(expected) and all(
+            want is None or got == want for got, want in zip(shape, expected, strict=True))
+        if not fits:
+            raise ValueError(f"{self.name} (InputLayer): expects data of shape {expected} "
+                             f"(None = any size), got {tuple(shape)}")
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "shape": list(self.input_shape[1:])}
+
+    def output_axes(self, output_shape: Shape) -> tuple[str, ...]:
+        middle = ("timesteps",) * (len(output_shape) - 2)
+        return ("batch", *middle, "features")
+
+
+def Input(shape: Sequence[int | None], name: str | None = None) -> SymbolicTensor:  # noqa: N802
+    """A model input of the given shape, without the batch axis: ``Input(shape=(50, 10))``."""
+    shape = tuple(shape) if isinstance(shape, Sequence) else (shape,)
+    layer = InputLayer(shape, name)
+    node = Node(layer, None, {})
+    node.output_shape = layer.input_shape
+    return SymbolicTensor(layer.input_shape, node)
+
+
+class Model(Trainable, Module):
+    """A graph of layer calls from ``inputs`` to ``outputs`` (symbolic tensors)."""
+
+    def __init__(self, inputs=None, outputs=None, name: str | None = None):
+        super().__init__()
+        self.name = name or unique_name(type(self).__name__.lower())
+        self.built = False
+        if inputs is not None or outputs is not None:
+            self._set_graph(inputs, outputs)
+
+    def _set_graph(self, inputs, outputs) -> None:
+        for t in flatten([inputs, outputs]):
+            if not isinstance(t, SymbolicTensor):
+                raise TypeError(f"{self.name}: inputs and outputs must come from nn.Input and "
+                                f"layer calls on it, got {type(t).__name__}")
+        self.inputs, self.outputs = inputs, outputs
+        self.nodes = _nodes_between(inputs, outputs)
+        self.layers: list[Layer] = []
+        for node in self.nodes:
+            if all(node.layer is not layer for layer in self.layers):
+                self.layers.append(node.layer)
+        self.built = True
+
+    def _children(self) -> list[Module]:
+        return list(self.layers) if self.built else []
+
+    @property
+    def input_shape(self):
+        return map_structure(lambda t: t.shape, self.inputs)
+
+    @property
+    def output_shape(self):
+        return map_structure(lambda t: t.shape, self.outputs)
+
+    def get_layer(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(f"{self.name}: no layer named {name!r}; layers: "
+                       f"{', '.join(layer.name for layer in self.layers)}")
+
+    def forward(self, x):
+        """Run the recorded layer calls on real data (numpy arrays or Tensors)."""
+        self._require_built(x)
+        values: dict[int, object] = {}
+        for symbolic, data in zip(flatten(self.inputs), flatten(x), strict=True):
+            values[id(symbolic)] = data
+        for node in self.nodes:
+            if isinstance(node.layer, InputLayer):
+                symbolic = next(t for t in flatten(self.inputs) if t.node is node)
+                data = as_input(values[id(symbolic)])
+                node.layer.check_input_shape(data.shape)
+                values[id(symbolic)] = data
+                continue
+            resolve = _resolver(values)
+            result = node.layer(map_structure(resolve, node.inputs),
+                                **{k: map_structure(resolve, v) for k, v in node.kwargs.items()})
+            values[id(node)] = result
+        return map_structure(lambda t: _value_of(t, values), self.outputs)
+
+    def _require_built(self, x) -> None:
+        if not self.built:
+            raise RuntimeError(f"{self.name}: the model has no layers connected yet")
+        count = len(flatten(self.inputs))
+        if len(flatten(x)) != count:
+            raise ValueError(f"{self.name}: expects {count} input(s), got {len(flatten(x))}")
+
+    def summary(self, print_fn=print, explain: bool = False, line_length: int | None = None):
+        """Print Keras's table (Layer (type) | Output Shape | Param #) and the totals.
+
+        ``explain=True`` adds under each layer how its parameter count arises and
+        what each axis of its output means.
+        """
+        from .summary import summary_lines
+        for line in summary_lines(self, explain=explain, line_length=line_length):
+            print_fn(line)
+
+    def get_config(self) -> dict:
+        from .saving import model_config
+        return model_config(self)
+
+    def save(self, path) -> None:
+        """Write architecture and weights to one ``.npz`` file (no pickle); see nn.load_model."""
+        from .saving import save_model
+        save_model(self, path)
+
+    def load_weights(self, path) -> None:
+        """Weights from a file written by ``save``; on any mismatch nothing changes."""
+        from .saving import load_weights
+        load_weights(self, path)
+
+
+class Sequential(Model):
+    """A plain stack of layers: each one's output is the next one's input.
+
+    Give an ``nn.Input`` first to build at once; otherwise the model is built on
+    its first call, from the data's shape.
+    """
+
+    def __init__(self, layers: Sequence | None = None, name: str | None = None):
+        super().__init__(name=name)
+        self._input: SymbolicTensor | None = None
+        self._stack: list[Layer] = []
+        for layer in layers or []:
+            self.add(layer)
+
+    def add(self, layer) -> None:
+        if isinstance(layer, SymbolicTensor):
+            if self._input is not None or self._stack:
+                raise ValueError(f"{self.name}: nn.Input can only come first")
+            self._input = layer
+        elif isinstance(layer, Layer):
+            self._stack.append(layer)
+        else:
+            raise TypeError(f"{self.name}: add() takes a layer or nn.Input, got "
+                            f"{type(layer).__name__}")
+        if self._input is not None and self._stack:
+            self._connect()
+
+    def build(self, input_shape: Shape) -> None:
+        """Build for inputs of ``input_shape`` (batch axis included, e.g. (None, 50, 10))."""
+        self._input = Input(tuple(input_shape)[1:])
+        self._connect()
+
+    def _connect(self) -> None:
+        x = self._input
+        for layer in self._stack:
+            x = layer(x)
+        self._set_graph(self._input, x)
+
+    def forward(self, x):
+        if not self.built:
+            self.build((None, *as_input(x).shape[1:]))
+        return super().forward(x)
+
+    @property
+    def layers_without_input(self) -> list[Layer]:
+        return list(self._stack)
+
+
+def _nodes_between(inputs, outputs) -> list[Node]:
+    """The layer calls that lead from ``inputs`` to ``outputs``, in call order."""
+    input_ids = {id(t) for t in flatten(inputs)}
+    found: dict[int, Node] = {}
+    stack = list(flatten(outputs))
+    while stack:
+        tensor = stack.pop()
+        node = tensor.node
+        if node.id in found:
+            continue
+        found[node.id] = node
+        if id(tensor) in input_ids:
+            continue
+        parents = node.symbolic_inputs()
+        if not parents and not isinstance(node.layer, InputLayer):
+            raise ValueError(f"output depends on layer {node.layer.name}, which is not "
+                             "connected to the model's inputs")
+        stack.extend(parents)
+    for node in found.values():
+        if isinstance(node.layer, InputLayer) and all(
+                t.node is not node for t in flatten(inputs)):
+            raise ValueError(f"the outputs depend on {node.layer.name}, which is not among the "
+                             "model's inputs")
+    return [found[i] for i in sorted(found)]
+
+
+def _value_of(symbolic: SymbolicTensor, values: dict[int, object]):
+    if id(symbolic) in values:
+        return values[id(symbolic)]
+    result = values[id(symbolic.node)]
+    return result if symbolic.index is None else result[symbolic.index]
+
+
+def _resolver(values: dict[int, object]):
+    def resolve(item):
+        return _value_of(item, values) if isinstance(item, SymbolicTensor) else item
+    return resolve

@@ -1,0 +1,106 @@
+"""Module: anything that owns parameters (layers and models), PyTorch-style access."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+import microtensor as mt
+
+
+class Module:
+    """Owns parameters directly (``_weights``) and through child modules (``_children()``).
+
+    Parameters are listed in Keras order: children in order, each one's weights
+    in creation order (kernel, recurrent_kernel, bias).
+    """
+
+    training: bool = True
+
+    def __init__(self) -> None:
+        self._weights: dict[str, mt.Tensor] = {}
+
+    def _children(self) -> list[Module]:
+        return []
+
+    def modules(self) -> Iterator[Module]:
+        """This module and all below it, depth first, each once (no recursion)."""
+        seen: set[int] = set()
+        stack: list[Module] = [self]
+        while stack:
+            module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            yield module
+            stack.extend(reversed(module._children()))
+
+    def named_parameters(self) -> Iterator[tuple[str, mt.Tensor]]:
+        """(full name, tensor) pairs, e.g. ("lstm1/kernel", Tensor of shape (10, 512))."""
+        seen: set[int] = set()
+        for module in self.modules():
+            for param in module._weights.values():
+                if id(param) not in seen:
+                    seen.add(id(param))
+                    yield param.name, param
+
+    def parameters(self) -> list[mt.Tensor]:
+        return [param for _, param in self.named_parameters()]
+
+    def count_params(self) -> int:
+        return int(sum(param.size for param in self.parameters()))
+
+    def zero_grad(self) -> None:
+        for param in self.parameters():
+            param.grad = None
+
+    def train(self, mode: bool = True) -> Module:
+        """Training mode (dropout active); ``fit`` switches it on and off by itself."""
+        for module in self.modules():
+            module.training = mode
+        return self
+
+    def eval(self) -> Module:
+        return self.train(False)
+
+    # -- weights as plain arrays ------------------------------------------------
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of every weight, in Keras order."""
+        return [param.data.copy() for param in self.parameters()]
+
+    def set_weights(self, weights: list[np.ndarray]) -> None:
+        """Load weights in Keras order. Checks every shape first: on error nothing changes."""
+        params = list(self.named_parameters())
+        if len(weights) != len(params):
+            raise ValueError(f"{self._label()}: set_weights got {len(weights)} arrays but it "
+                             f"has {len(params)} weights ({', '.join(n for n, _ in params)})")
+        arrays = [np.asarray(w) for w in weights]
+        for (name, param), array in zip(params, arrays, strict=True):
+            if array.shape != param.shape:
+                raise ValueError(f"{self._label()}: weight {name} has shape {param.shape}, "
+                                 f"got an array of shape {array.shape}")
+        for (_, param), array in zip(params, arrays, strict=True):
+            param.data[...] = array
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {name: param.data.copy() for name, param in self.named_parameters()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Load weights by name. Missing, unexpected or misshapen entries raise; nothing changes."""
+        params = dict(self.named_parameters())
+        missing = sorted(set(params) - set(state))
+        unexpected = sorted(set(state) - set(params))
+        if missing or unexpected:
+            raise KeyError(f"{self._label()}: load_state_dict: missing {missing}, "
+                           f"unexpected {unexpected}")
+        self.set_weights([state[name] for name in params])
+
+    def _label(self) -> str:
+        return getattr(self, "name", None) or type(self).__name__
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")

@@ -1,0 +1,93 @@
+"""model.summary(): Keras's table, optionally explaining every number in it."""
+
+from __future__ import annotations
+
+from .model import InputLayer, Model, Sequential
+from .symbolic import Node, flatten
+
+
+def _row(fields: list[str], positions: list[int]) -> str:
+    """Keras's print_row: each field cut to end one space before the next column."""
+    line = ""
+    for i, field in enumerate(fields):
+        if i > 0:
+            line = line[:-1] + " "
+        line += str(field)
+        line = line[:positions[i]]
+        line += " " * (positions[i] - len(line))
+    return line
+
+
+def _format_shape(shape) -> str:
+    return str(shape) if not isinstance(shape, list) else "[" + ", ".join(map(str, shape)) + "]"
+
+
+def _is_chain(model: Model) -> bool:
+    """True when every layer is called once on the one before (Keras's 'sequential-like')."""
+    for node in model.nodes:
+        if len(node.symbolic_inputs()) > 1 or sum(n.layer is node.layer for n in model.nodes) > 1:
+            return False
+    return len(flatten(model.outputs)) <= 3
+
+
+def _connected_to(node: Node) -> str:
+    return ", ".join(f"{t.node.layer.name}[0][{t.index or 0}]" for t in node.symbolic_inputs())
+
+
+def _explain(node: Node) -> list[str]:
+    layer = node.layer
+    lines = []
+    inputs = node.symbolic_inputs()
+    if inputs:
+        how = layer.explain_params(inputs[0].shape)
+        if how:
+            lines.append(f"   params: {how}")
+    shapes = node.output_shape if isinstance(node.output_shape, list) else [node.output_shape]
+    for shape in shapes:
+        axes = " × ".join(layer.output_axes(shape))
+        lines.append(f"   output: {shape} = {axes}")
+    note = layer.describe_output()
+    if note:
+        lines.append(f"   ({note})")
+    return lines
+
+
+def summary_lines(model: Model, explain: bool = False, line_length: int | None = None) -> list[str]:
+    if not model.built:
+        raise RuntimeError(f"{model.name}: summary() needs a built model: give the model an "
+                           "nn.Input, call model.build(input_shape), or call it on data first")
+    chain = _is_chain(model)
+    headers = ["Layer (type)", "Output Shape", "Param #"]
+    if chain:
+        line_length = line_length or 65
+        fractions = [0.45, 0.85, 1.0]
+    else:
+        line_length = line_length or 98
+        fractions = [0.33, 0.55, 0.67, 1.0]
+        headers.append("Connected to")
+    positions = [int(line_length * f) for f in fractions]
+
+    lines = [f'Model: "{model.name}"', "_" * line_length, _row(headers, positions),
+             "=" * line_length]
+    nodes = [n for n in model.nodes
+             if not (isinstance(model, Sequential) and isinstance(n.layer, InputLayer))]
+    listed: set[int] = set()
+    for k, node in enumerate(nodes):
+        layer = node.layer
+        count = layer.count_params() if id(layer) not in listed else 0
+        listed.add(id(layer))
+        fields = [f"{layer.name} ({type(layer).__name__})", _format_shape(node.output_shape),
+                  f"{count:,}"]
+        if not chain:
+            fields.append(_connected_to(node))
+        lines.append(_row(fields, positions))
+        if explain:
+            lines.extend(_explain(node))
+        lines.append(("=" if k == len(nodes) - 1 else "_") * line_length)
+
+    total = model.count_params()
+    lines += [f"Total params: {total:,}", f"Trainable params: {total:,}",
+              "Non-trainable params: 0", "_" * line_length]
+    if explain:
+        lines.append("None is the batch axis: any number of samples fits there.")
+    return lines

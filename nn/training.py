@@ -1,0 +1,207 @@
+"""compile / fit / evaluate / predict: the Keras training loop, over the PyTorch-style step.
+
+One training step is exactly what a user would write by hand:
+``loss = loss_fn(y, model(x)); opt.zero_grad(); loss.backward(); opt.step()``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+import microtensor as mt
+
+from . import losses
+from . import metrics as metric_functions
+from .seeding import rng
+
+
+class History:
+    """What ``fit`` returns: ``history`` maps "loss", metrics and "val_..." to per-epoch lists."""
+
+    def __init__(self) -> None:
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+        self.params: dict[str, Any] = {}
+
+    def _record(self, epoch: int, logs: dict[str, float]) -> None:
+        self.epoch.append(epoch)
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(value)
+
+    def __repr__(self) -> str:
+        return f"<History epochs={len(self.epoch)} keys={list(self.history)}>"
+
+
+class Trainable:
+    """Mixed into ``Model``: adds Keras's compile/fit/evaluate/predict."""
+
+    optimizer = None
+    loss = None
+    compiled_metrics: list[tuple[str, metric_functions.Metric]] = []
+
+    def compile(self, optimizer="adam", loss="binary_crossentropy", metrics=None) -> None:
+        """Choose the optimizer (name or ``optim`` object), the loss and the metrics."""
+        import optim  # nn meets optim only here
+
+        if isinstance(optimizer, str):
+            optimizer = optim.get(optimizer)
+        if getattr(optimizer, "params", None) is None:
+            optimizer.attach(self.parameters())
+        self.optimizer = optimizer
+        self.loss = losses.get(loss)
+        loss_name = losses.name_of(self.loss)
+        self.compiled_metrics = [metric_functions.get(m, loss_name) for m in (metrics or [])]
+
+    # -- fit --------------------------------------------------------------------------
+    def fit(self, x, y, batch_size: int = 32, epochs: int = 1, validation_split: float = 0.0,
+            validation_data=None, shuffle: bool = True, verbose: int = 1,
+            seed: int | None = None) -> History:
+        """Train for ``epochs`` passes over (x, y) in mini-batches; returns a ``History``.
+
+        ``validation_split`` holds out the *last* fraction of the data (before
+        shuffling), as Keras does. Same seed (``nn.set_seed`` or ``seed=``), same run.
+        """
+        self._require_compiled("fit")
+        x, y = self._checked_data("fit", x, y)
+        if not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}")
+        if validation_data is None and validation_split > 0:
+            split = int(len(x) * (1 - validation_split))
+            if split == 0 or split == len(x):
+                raise ValueError(f"fit: validation_split={validation_split} of {len(x)} samples "
+                                 "leaves no training or no validation data")
+            x, y, validation_data = x[:split], y[:split], (x[split:], y[split:])
+        if validation_data is not None:
+            validation_data = self._checked_data("fit (validation_data)", *validation_data)
+        generator = np.random.default_rng(seed) if seed is not None else rng()
+
+        history = History()
+        history.params = {"epochs": epochs, "batch_size": batch_size, "samples": len(x)}
+        was_training = self.training
+        self.train()
+        try:
+            for epoch in range(epochs):
+                order = generator.permutation(len(x)) if shuffle else np.arange(len(x))
+                logs = self._train_epoch(x, y, order, batch_size, epoch, epochs, verbose)
+                if validation_data is not None:
+                    values = self._evaluate_logs(*validation_data, batch_size)
+                    logs.update({f"val_{k}": v for k, v in values.items()})
+                history._record(epoch, logs)
+        finally:
+            self.train(was_training)
+        return history
+
+    def _train_epoch(self, x, y, order, batch_size, epoch, epochs, verbose) -> dict[str, float]:
+        start = time.perf_counter()
+        batches = range(0, len(x), batch_size)
+        totals: dict[str, float] = {}
+        seen = 0
+        bar = tqdm(total=len(batches), desc=f"Epoch {epoch + 1}/{epochs}", unit="batch",
+                   disable=verbose != 1, leave=False, file=sys.stdout, dynamic_ncols=True)
+        for number, begin in enumerate(batches):
+            index = order[begin:begin + batch_size]
+            values = self.train_step(x[index], y[index], epoch=epoch, batch=number)
+            seen += len(index)
+            for key, value in values.items():
+                totals[key] = totals.get(key, 0.0) + value * len(index)
+            bar.update(1)
+            bar.set_postfix({k: f"{v / seen:.4f}" for k, v in totals.items()}, refresh=False)
+        bar.close()
+        logs = {k: v / seen for k, v in totals.items()}
+        if verbose:
+            took = time.perf_counter() - start
+            text = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+            print(f"Epoch {epoch + 1}/{epochs} - {took:.1f}s - {text}", flush=True)
+        return logs
+
+    def train_step(self, x_batch, y_batch, epoch: int = 0, batch: int = 0) -> dict[str, float]:
+        """One optimisation step on one batch; returns the batch's loss and metrics."""
+        prediction = self(x_batch)
+        loss = self.loss(y_batch, prediction)
+        if not np.isfinite(loss.item()):
+            raise FloatingPointError(
+                f"fit: the loss became {loss.item()} at epoch {epoch + 1}, batch {batch + 1}; "
+                "the weights from before this step are kept. Try a lower learning rate "
+                "(e.g. optim.Adam(lr=1e-4)) or gradient clipping.")
+        self.optimizer.zero_grad()
+        loss.backward()
+        if not all(np.all(np.isfinite(p.grad)) for p in self.optimizer.params
+                   if p.grad is not None):
+            raise FloatingPointError(
+                f"fit: a gradient became NaN or inf at epoch {epoch + 1}, batch {batch + 1}; "
+                "the weights from before this step are kept. Try a lower learning rate.")
+        self.optimizer.step()
+        values = {"loss": loss.item()}
+        for name, metric in self.compiled_metrics:
+            values[name] = metric(y_batch, prediction.data)
+        return values
+
+    # -- evaluate / predict -------------------------------------------------------------
+    def evaluate(self, x, y, batch_size: int = 32, verbose: int = 0):
+        """Loss (and metrics) on (x, y) without training: ``loss`` or ``[loss, *metrics]``."""
+        self._require_compiled("evaluate")
+        x, y = self._checked_data("evaluate", x, y)
+        logs = self._evaluate_logs(x, y, batch_size)
+        if verbose:
+            print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    def _evaluate_logs(self, x, y, batch_size: int) -> dict[str, float]:
+        prediction = self.predict(x, batch_size=batch_size)
+        with mt.no_grad():
+            # Every loss is a mean over samples, so one call over all predictions
+            # equals the batch-size-weighted mean of per-batch losses.
+            logs = {"loss": self.loss(y, mt.Tensor(prediction, dtype=prediction.dtype)).item()}
+        for name, metric in self.compiled_metrics:
+            logs[name] = metric(y, prediction)
+        return logs
+
+    def predict(self, x, batch_size: int = 32, verbose: int = 0) -> np.ndarray:
+        """Outputs for ``x`` as a numpy array, computed in batches without a graph."""
+        x = np.asarray(x.data if isinstance(x, mt.Tensor) else x)
+        was_training = self.training
+        self.eval()
+        try:
+            with mt.no_grad():
+                parts = [self(x[begin:begin + batch_size]).data
+                         for begin in range(0, len(x), batch_size)]
+        finally:
+            self.train(was_training)
+        return np.concatenate(parts, axis=0)
+
+    # -- input checks ---------------------------------------------------------------------
+    def _require_compiled(self, what: str) -> None:
+        if self.optimizer is None or self.loss is None:
+            raise RuntimeError(f"{what}: call model.compile(optimizer=..., loss=...) first")
+
+    def _checked_data(self, what: str, x, y) -> tuple[np.ndarray, np.ndarray]:
+        """Validate before any weight changes: lengths, NaNs, feature size, label values."""
+        x = np.asarray(x.data if isinstance(x, mt.Tensor) else x, dtype=mt.get_default_dtype())
+        y = np.asarray(y.data if isinstance(y, mt.Tensor) else y)
+        if len(x) != len(y):
+            raise ValueError(f"{what}: x has {len(x)} samples but y has {len(y)}")
+        if len(x) == 0:
+            raise ValueError(f"{what}: got no samples")
+        if not np.all(np.isfinite(x)):
+            bad = np.argwhere(~np.isfinite(x))[0]
+            raise ValueError(f"{what}: x contains NaN or inf (first at index {tuple(bad)})")
+        if not self.built:
+            self.build((None, *x.shape[1:]))
+        expected = self.input_shape
+        if len(x.shape) != len(expected) or any(
+                want is not None and got != want for got, want in zip(x.shape, expected,
+                                                                       strict=True)):
+            raise ValueError(f"{what}: x has shape {x.shape} but the model expects "
+                             f"{expected} (None = any size)")
+        if self.loss is losses.binary_crossentropy and not np.all((y == 0) | (y == 1)):
+            odd = y[(y != 0) & (y != 1)].ravel()[0]
+            raise ValueError(f"{what}: binary_crossentropy needs labels 0 or 1, got {odd!r}; "
+                             "for several classes use categorical or "
+                             "sparse_categorical_crossentropy")
+        return x, y
