@@ -87,17 +87,21 @@ class Trainable:
         try:
             for epoch in range(epochs):
                 order = generator.permutation(len(x)) if shuffle else np.arange(len(x))
+                start = time.perf_counter()
                 logs = self._train_epoch(x, y, order, batch_size, epoch, epochs, verbose)
                 if validation_data is not None:
                     values = self._evaluate_logs(*validation_data, batch_size)
                     logs.update({f"val_{k}": v for k, v in values.items()})
                 history._record(epoch, logs)
+                if verbose:
+                    took = time.perf_counter() - start
+                    text = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+                    print(f"Epoch {epoch + 1}/{epochs} - {took:.1f}s - {text}", flush=True)
         finally:
             self.train(was_training)
         return history
 
     def _train_epoch(self, x, y, order, batch_size, epoch, epochs, verbose) -> dict[str, float]:
-        start = time.perf_counter()
         batches = range(0, len(x), batch_size)
         totals: dict[str, float] = {}
         seen = 0
@@ -112,12 +116,7 @@ class Trainable:
             bar.update(1)
             bar.set_postfix({k: f"{v / seen:.4f}" for k, v in totals.items()}, refresh=False)
         bar.close()
-        logs = {k: v / seen for k, v in totals.items()}
-        if verbose:
-            took = time.perf_counter() - start
-            text = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
-            print(f"Epoch {epoch + 1}/{epochs} - {took:.1f}s - {text}", flush=True)
-        return logs
+        return {k: v / seen for k, v in totals.items()}
 
     def train_step(self, x_batch, y_batch, epoch: int = 0, batch: int = 0) -> dict[str, float]:
         """One optimisation step on one batch; returns the batch's loss and metrics."""
