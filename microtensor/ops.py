@@ -350,6 +350,9 @@ def _check_joinable(op: str, tensors, axis: int, same_shape: bool) -> None:
     if not tensors:
         raise ValueError(f"{op}: needs at least one tensor")
     first = tensors[0].shape
+    rank = len(first) + same_shape  # stack adds an axis
+    if not -rank <= axis < rank:
+        raise ShapeError(f"{op}: axis {axis} is out of range for tensors of shape {first}")
     for t in tensors[1:]:
         if same_shape:
             bad = t.shape != first
