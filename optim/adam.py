@@ -1,0 +1,77 @@
+"""Adam and AdamW: torch.optim.Adam's update, and the same update with decoupled weight decay.
+
+For a parameter p with gradient g at step t (counted per parameter):
+
+    g = g + weight_decay * p                  (Adam: L2 folded into the gradient)
+    p = p * (1 - lr * weight_decay)           (AdamW instead: decay the weights directly)
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g**2
+    v_max = max(v_max, v)                     (amsgrad only; then v_max replaces v below)
+    p = p - lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from microtensor import Tensor
+
+from .optimizer import Optimizer, add_l2, buffer, lerp_
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba), exactly torch.optim.Adam's update, eps added after bias correction."""
+
+    state_names = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    decoupled_weight_decay = False      # AdamW's switch: decay the weights, not the gradient
+
+    def __init__(self, params: Iterable[Tensor] | None = None, lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, amsgrad: bool = False) -> None:
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         amsgrad=bool(amsgrad))
+
+    def _validate(self) -> None:
+        self._check_nonnegative("eps", "weight_decay")
+        self._check(len(self.betas) == 2, "betas", self.betas, "a pair (beta1, beta2)")
+        for i, beta in enumerate(self.betas):
+            self._check(isinstance(beta, int | float) and 0 <= beta < 1, f"betas[{i}]", beta,
+                        "in [0, 1)")
+
+    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict) -> None:
+        beta1, beta2 = self.betas
+        if self.decoupled_weight_decay:
+            if self.weight_decay:
+                param *= 1 - self.lr * self.weight_decay
+        else:
+            grad = add_l2(grad, param, self.weight_decay)
+        state["step"] = step = state.get("step", 0) + 1
+        exp_avg = buffer(state, "exp_avg", param)
+        second_moment = buffer(state, "exp_avg_sq", param)
+        lerp_(exp_avg, grad, 1 - beta1)
+        lerp_(second_moment, np.square(grad), 1 - beta2)
+        if self.amsgrad:
+            running_max = buffer(state, "max_exp_avg_sq", param)
+            second_moment = np.maximum(running_max, second_moment, out=running_max)
+        # One scratch array: denominator, then the step itself (out= keeps it an
+        # array for 0-d parameters, so the in-place ops below work).
+        update = np.sqrt(second_moment, out=np.empty_like(param))
+        update /= (1 - beta2 ** step) ** 0.5
+        update += self.eps
+        np.divide(exp_avg, update, out=update)
+        update *= self.lr / (1 - beta1 ** step)
+        param -= update
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter), exactly torch.optim.AdamW."""
+
+    decoupled_weight_decay = True
+
+    def __init__(self, params: Iterable[Tensor] | None = None, lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, amsgrad: bool = False) -> None:
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         amsgrad=amsgrad)

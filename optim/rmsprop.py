@@ -1,0 +1,57 @@
+"""RMSprop (Hinton), exactly torch.optim.RMSprop's update.
+
+    g = g + weight_decay * p
+    s = alpha * s + (1 - alpha) * g**2
+    a = alpha * a + (1 - alpha) * g           (centered only)
+    d = sqrt(s - a**2) + eps   if centered  else  sqrt(s) + eps
+    b = momentum * b + g / d;  p = p - lr * b (with momentum)
+    p = p - lr * g / d                        (without)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from microtensor import Tensor
+
+from .optimizer import Optimizer, add_l2, buffer, lerp_
+
+
+class RMSprop(Optimizer):
+    """RMSprop with optional momentum and centering (torch's defaults: alpha=0.99, eps=1e-8)."""
+
+    state_names = ("square_avg", "grad_avg", "momentum_buffer")
+
+    def __init__(self, params: Iterable[Tensor] | None = None, lr: float = 0.01,
+                 alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
+                 momentum: float = 0.0, centered: bool = False) -> None:
+        super().__init__(params, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                         momentum=momentum, centered=bool(centered))
+
+    def _validate(self) -> None:
+        self._check_nonnegative("alpha", "eps", "weight_decay", "momentum")
+
+    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict) -> None:
+        grad = add_l2(grad, param, self.weight_decay)
+        square_avg = buffer(state, "square_avg", param)
+        lerp_(square_avg, np.square(grad), 1 - self.alpha)
+        if self.centered:
+            grad_avg = buffer(state, "grad_avg", param)
+            lerp_(grad_avg, grad, 1 - self.alpha)
+            variance = square_avg - np.square(grad_avg)
+        else:
+            variance = square_avg
+        # out= keeps the denominator an array for 0-d parameters (for the in-place ops below).
+        denom = np.sqrt(variance, out=np.empty_like(param))
+        denom += self.eps
+        if self.momentum > 0:
+            velocity = buffer(state, "momentum_buffer", param)
+            velocity *= self.momentum
+            velocity += grad / denom
+            param -= self.lr * velocity
+        else:
+            np.divide(grad, denom, out=denom)
+            denom *= self.lr
+            param -= denom
