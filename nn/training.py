@@ -50,12 +50,20 @@ class Trainable:
 
         if isinstance(optimizer, str):
             optimizer = optim.get(optimizer)
-        if getattr(optimizer, "params", None) is None:
-            optimizer.attach(self.parameters())
         self.optimizer = optimizer
+        self._attach_parameters()
         self.loss = losses.get(loss)
         loss_name = losses.name_of(self.loss)
         self.compiled_metrics = [metric_functions.get(m, loss_name) for m in (metrics or [])]
+
+    def _attach_parameters(self) -> None:
+        """Hand the model's parameters to an optimizer made without them (``params=None``).
+
+        A Sequential model without ``nn.Input`` has no weights until its first
+        call, so then this waits until ``fit`` has built it.
+        """
+        if self.built and getattr(self.optimizer, "params", None) is None:
+            self.optimizer.attach(self.parameters())
 
     # -- fit --------------------------------------------------------------------------
     def fit(self, x, y, batch_size: int = 32, epochs: int = 1, validation_split: float = 0.0,
@@ -68,6 +76,7 @@ class Trainable:
         """
         self._require_compiled("fit")
         x, y = self._checked_data("fit", x, y)
+        self._attach_parameters()
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}")
         if validation_data is None and validation_split > 0:
@@ -119,22 +128,29 @@ class Trainable:
         return {k: v / seen for k, v in totals.items()}
 
     def train_step(self, x_batch, y_batch, epoch: int = 0, batch: int = 0) -> dict[str, float]:
-        """One optimisation step on one batch; returns the batch's loss and metrics."""
+        """One optimisation step on one batch; returns the batch's loss and metrics.
+
+        If the loss, a gradient or an updated weight is NaN or inf, raises
+        FloatingPointError and leaves the weights as they were before this step.
+        """
+        where = f"at epoch {epoch + 1}, batch {batch + 1}"
         prediction = self(x_batch)
         loss = self.loss(y_batch, prediction)
         if not np.isfinite(loss.item()):
-            raise FloatingPointError(
-                f"fit: the loss became {loss.item()} at epoch {epoch + 1}, batch {batch + 1}; "
-                "the weights from before this step are kept. Try a lower learning rate "
-                "(e.g. optim.Adam(lr=1e-4)) or gradient clipping.")
+            raise _diverged(f"the loss became {loss.item()} {where}")
         self.optimizer.zero_grad()
         loss.backward()
-        if not all(np.all(np.isfinite(p.grad)) for p in self.optimizer.params
-                   if p.grad is not None):
-            raise FloatingPointError(
-                f"fit: a gradient became NaN or inf at epoch {epoch + 1}, batch {batch + 1}; "
-                "the weights from before this step are kept. Try a lower learning rate.")
+        params = self.optimizer.params
+        if not all(np.all(np.isfinite(p.grad)) for p in params if p.grad is not None):
+            raise _diverged(f"a gradient became NaN or inf {where}")
+        weights = [p.data.copy() for p in params]
+        state = self.optimizer.state_dict()
         self.optimizer.step()
+        if not all(np.all(np.isfinite(p.data)) for p in params):
+            for param, data in zip(params, weights, strict=True):
+                param.data = data
+            self.optimizer.load_state_dict(state)
+            raise _diverged(f"the update {where} made a weight NaN or inf")
         values = {"loss": loss.item()}
         for name, metric in self.compiled_metrics:
             values[name] = metric(y_batch, prediction.data)
@@ -188,8 +204,11 @@ class Trainable:
         if len(x) == 0:
             raise ValueError(f"{what}: got no samples")
         if not np.all(np.isfinite(x)):
-            bad = np.argwhere(~np.isfinite(x))[0]
-            raise ValueError(f"{what}: x contains NaN or inf (first at index {tuple(bad)})")
+            bad = tuple(np.argwhere(~np.isfinite(x))[0].tolist())
+            raise ValueError(f"{what}: x contains NaN or inf (first at index {bad})")
+        if np.issubdtype(y.dtype, np.number) and not np.all(np.isfinite(y)):
+            bad = tuple(np.argwhere(~np.isfinite(y))[0].tolist())
+            raise ValueError(f"{what}: y contains NaN or inf (first at index {bad})")
         if not self.built:
             self.build((None, *x.shape[1:]))
         expected = self.input_shape
@@ -199,8 +218,14 @@ class Trainable:
             raise ValueError(f"{what}: x has shape {x.shape} but the model expects "
                              f"{expected} (None = any size)")
         if self.loss is losses.binary_crossentropy and not np.all((y == 0) | (y == 1)):
-            odd = y[(y != 0) & (y != 1)].ravel()[0]
+            odd = y[(y != 0) & (y != 1)].ravel()[0].item()  # a plain number in the message
             raise ValueError(f"{what}: binary_crossentropy needs labels 0 or 1, got {odd!r}; "
                              "for several classes use categorical or "
                              "sparse_categorical_crossentropy")
         return x, y
+
+
+def _diverged(what: str) -> FloatingPointError:
+    return FloatingPointError(
+        f"fit: {what}; the weights from before this step are kept. Try a lower learning rate "
+        "(e.g. optim.Adam(lr=1e-4)) or gradient clipping.")
