@@ -24,9 +24,9 @@ def _target(y_true, like: mt.Tensor) -> mt.Tensor:
 def _check_same_shape(name: str, y_true: mt.Tensor, y_pred: mt.Tensor) -> mt.Tensor:
     if y_true.shape == y_pred.shape:
         return y_true
-    if y_true.ndim == y_pred.ndim - 1 and y_pred.shape[-1] == 1 \
-            and y_true.shape == y_pred.shape[:-1]:
-        return y_true.reshape(*y_true.shape, 1)  # labels (batch,) against outputs (batch, 1)
+    # Labels (batch,) against outputs (batch, 1), or the other way round: Keras accepts both.
+    if (y_true.shape + (1,) == y_pred.shape) or (y_true.shape == y_pred.shape + (1,)):
+        return y_true.reshape(*y_pred.shape)
     raise ValueError(f"{name}: y_true has shape {y_true.shape} but y_pred has shape "
                      f"{y_pred.shape}; they must match")
 
@@ -42,7 +42,9 @@ def binary_crossentropy(y_true, y_pred: mt.Tensor, from_logits: bool = False) ->
         y = _check_same_shape("binary_crossentropy", _target(y_true, y_pred), y_pred)
         if from_logits:
             x = y_pred
-            abs_x = mt.maximum(x, -x)
+            # |x| that picks -x at x = 0, so the gradient there is sigmoid(0) - y = 0.5 - y;
+            # max(x, -x) would split the tie and make it -y.
+            abs_x = mt.where(x.data > 0, x, -x)
             per_element = mt.relu(x) - x * y + mt.log(1 + mt.exp(-abs_x))
         else:
             p = mt.clip(y_pred, EPSILON, 1 - EPSILON)
