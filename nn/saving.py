@@ -60,12 +60,20 @@ def save_model(model: Model, path: str | os.PathLike) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=".saving-", suffix=".npz")
     try:
+        os.chmod(temporary, _new_file_mode())  # mkstemp's 0600 would hide the model from others
         with os.fdopen(handle, "wb") as file:
             np.savez(file, **arrays)
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)
         raise
+
+
+def _new_file_mode() -> int:
+    """The permissions ``open(path, "w")`` would give a new file: 0o666 minus the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -79,8 +87,9 @@ def _read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray
                          f"file (truncated, foreign, or holding pickled objects): {err}") from None
     try:
         config = json.loads(arrays.pop(CONFIG_KEY).tobytes().decode())
-        assert config["format"] == FORMAT
-    except (KeyError, AssertionError, TypeError, ValueError, UnicodeDecodeError):
+        if config["format"] != FORMAT:  # not an assert: python -O would drop the check
+            raise ValueError(config["format"])
+    except (KeyError, TypeError, ValueError, UnicodeDecodeError):
         raise ValueError(f"load_model: {os.fspath(path)!r} is an .npz file but not a microtensor "
                          "model (no valid architecture record)") from None
     if config.get("version", 0) > VERSION:
@@ -128,6 +137,9 @@ def load_model(path: str | os.PathLike) -> Model:
     mt.set_default_dtype(config.get("dtype", "float32"))
     try:
         model = _build(config)
+    except (KeyError, IndexError, TypeError, AttributeError) as err:
+        raise ValueError(f"load_model: {os.fspath(path)!r} has a damaged architecture record "
+                         f"({type(err).__name__}: {err})") from None
     finally:
         mt.set_default_dtype(previous)
     model.load_state_dict(arrays)
