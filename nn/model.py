@@ -129,6 +129,13 @@ class Model(Trainable, Module):
         from .saving import model_config
         return model_config(self)
 
+    def draw(self, x=None, y=None, level: str = "op", **options):
+        """A Graphviz picture: ``level="layer"`` the layer graph with shapes (like Keras's
+        plot_model), ``level="op"`` the unrolled op graph of one forward pass (on ``x``, or one
+        sample of zeros) and of the loss when ``y`` is given. See ``mt.draw_graph``."""
+        from .plot import draw_model
+        return draw_model(self, x, y, level=level, **options)
+
     def save(self, path) -> None:
         """Write architecture and weights to one ``.npz`` file (no pickle); see nn.load_model."""
         from .saving import save_model

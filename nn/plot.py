@@ -1,0 +1,58 @@
+"""model.draw(): the layer graph (like Keras's plot_model) or the op graph of one forward pass."""
+
+from __future__ import annotations
+
+import graphviz
+import numpy as np
+
+import microtensor as mt
+
+from .symbolic import flatten
+
+
+def _shape_text(shape) -> str:
+    return str(shape) if not isinstance(shape, list) else ", ".join(map(str, shape))
+
+
+def draw_layers(model, rankdir: str = "TB") -> graphviz.Digraph:
+    """One box per layer call with its input and output shapes, arrows where data flows."""
+    from microtensor.graph import Graph
+
+    graph = Graph(name=model.name, graph_attr={"rankdir": rankdir, "label": model.name,
+                                               "labelloc": "t", "fontname": "Helvetica"},
+                  node_attr={"shape": "record", "fontname": "Helvetica", "fontsize": "11",
+                             "style": "rounded,filled", "fillcolor": "#eef2f7"})
+    key = {id(node): f"n{k}" for k, node in enumerate(model.nodes)}
+    for node in model.nodes:
+        layer = node.layer
+        inputs = node.symbolic_inputs()
+        input_text = _shape_text([t.shape for t in inputs] if len(inputs) > 1 else
+                                 inputs[0].shape) if inputs else _shape_text(node.output_shape)
+        label = (f"{{{layer.name}: {type(layer).__name__}|{{input:|output:}}|"
+                 f"{{{input_text}|{_shape_text(node.output_shape)}}}}}")
+        graph.node(key[id(node)], label.replace("<", "\\<").replace(">", "\\>"))
+        for t in inputs:
+            graph.edge(key[id(t.node)], key[id(node)])
+    return graph
+
+
+def draw_model(model, x=None, y=None, level: str = "op", loss=None, **options) -> graphviz.Digraph:
+    """``level="layer"``: the layer graph. ``level="op"``: the op graph of one forward pass on
+    ``x`` (default: one sample of zeros shaped like the input), and of the loss if ``y`` is given.
+    ``options`` go to ``mt.draw_graph`` (max_steps, group, show_shapes, rankdir...)."""
+    if level == "layer":
+        return draw_layers(model, **options)
+    if level != "op":
+        raise ValueError(f"{model.name}: draw(level=...) takes 'layer' or 'op', got {level!r}")
+    if x is None:
+        shapes = [t.shape for t in flatten(model.inputs)]
+        x = [np.zeros((1, *s[1:]), dtype=mt.get_default_dtype()) for s in shapes]
+        x = x[0] if len(x) == 1 else x
+    output = model(x)
+    if y is not None:
+        loss_fn = loss or getattr(model, "loss", None)
+        if loss_fn is None:
+            raise ValueError(f"{model.name}: draw(y=...) needs a loss: compile the model or "
+                             "pass loss=")
+        output = loss_fn(y, output)
+    return mt.draw_graph(output, **options)
