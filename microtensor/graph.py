@@ -1,0 +1,403 @@
+"""draw_graph: the graph that produced a tensor, as a Graphviz picture.
+
+The graph is read from ``tensor.parents`` (iteratively, so a long unroll needs
+no recursion) and grouped by the ``scope``/``step`` tags that ``mt.scope``
+puts on every tensor: one cluster per layer, inside it one per time step.
+
+Two facts about ``dot`` shape the design (see FACTS.md):
+
+* A weight used at every time step would need one long edge from its node to
+  every step; such edges make ``dot``'s layout explode (and even
+  ``constraint=false`` edges keep their virtual nodes). So each parameter is
+  drawn once, in its layer's cluster, and its uses form a *bus*: a line that
+  starts at the parameter and passes through a small tap point in each step
+  that uses it. Every piece of that line joins neighbouring steps, so the
+  layout stays local, and the sharing is still one visible line. Any other
+  value made outside the steps and used by several (an input projection of all
+  steps at once) gets the same treatment.
+* Big unrolls are still slow or break ``dot`` (Graphviz 2.43 sometimes stops
+  with "trouble in init_rank" on ~2,000 clustered nodes), so they are elided:
+  the first ``max_steps`` steps and the last one of each recurrent layer are
+  kept and the rest become one "… elided" node.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import graphviz
+
+from .tensor import Tensor
+
+MAX_NODES = 300  # op nodes that `dot` lays out in about a second or two
+
+_STYLE: dict[str, dict[str, str]] = {
+    "op": {"shape": "box", "style": "rounded,filled", "fillcolor": "#eef2f7",
+           "color": "#5b6b7f"},
+    "output": {"shape": "box", "style": "rounded,filled,bold", "peripheries": "2",
+               "fillcolor": "#f8d7da", "color": "#a8323e"},
+    "param": {"shape": "cylinder", "style": "filled", "fillcolor": "#ffe8c2",
+              "color": "#b8751a"},
+    "data": {"shape": "parallelogram", "style": "filled", "fillcolor": "#dbeefa",
+             "color": "#2f6f9f"},
+    "elided": {"shape": "box", "style": "dashed,rounded", "color": "#888888",
+               "fontcolor": "#555555"},
+    "param-tap": {"shape": "point", "width": "0.06", "color": "#b8751a"},
+    "data-tap": {"shape": "point", "width": "0.06", "color": "#5b6b7f"},
+}
+
+
+class GraphvizNotFoundError(RuntimeError):
+    """Graphviz's ``dot`` program is needed to render a picture and is not installed."""
+
+
+@contextmanager
+def _explained_graphviz_errors() -> Iterator[None]:
+    """Turn graphviz's errors into ones that say what to do."""
+    try:
+        yield
+    except graphviz.ExecutableNotFound as err:
+        raise GraphvizNotFoundError(
+            "rendering the graph needs Graphviz's `dot` program, which is not on PATH. "
+            "Install Graphviz (Debian/Ubuntu: `apt-get install graphviz`, macOS: "
+            "`brew install graphviz`, conda: `conda install graphviz`), or paste the DOT "
+            "text from `graph.source` into any Graphviz viewer.") from err
+    except graphviz.CalledProcessError as err:
+        raise RuntimeError(
+            f"Graphviz's `dot` failed to lay out the graph ({err.stderr!r:.200}); "
+            "big unrolls are where it breaks: try draw_graph(..., max_steps=3)") from err
+
+
+@dataclass
+class _Node:
+    key: str  # the DOT node id: stable, in visit order
+    kind: str  # op | output | param | data | elided | param-tap | data-tap
+    label: str
+    scope: str | None
+    step: int | None
+    at_step: int | None = None  # where an elision node sits in time (its first hidden step)
+
+    @property
+    def is_op(self) -> bool:
+        return self.kind in ("op", "output")
+
+
+class Graph(graphviz.Digraph):
+    """A ``graphviz.Digraph`` whose ``render`` explains how to install a missing ``dot``."""
+
+    def render(self, *args, **kwargs) -> str:
+        with _explained_graphviz_errors():
+            return super().render(*args, **kwargs)
+
+
+def render(graph: graphviz.Digraph, path: str, format: str = "svg") -> str:  # noqa: A002
+    """Render ``graph`` to ``path + "." + format`` (no DOT file left behind); returns its path.
+
+    Raises GraphvizNotFoundError, saying how to install Graphviz, if ``dot`` is missing.
+    """
+    with _explained_graphviz_errors():
+        return graphviz.Digraph.render(graph, path, format=format, cleanup=True)
+
+
+def draw_graph(root: Tensor, show_shapes: bool = True, group: str | None = "module",
+               max_steps: int | None = None, rankdir: str = "LR",
+               max_nodes: int = MAX_NODES) -> Graph:
+    """The graph of ops that produced ``root``, as a ``graphviz.Digraph``.
+
+    Op nodes show the op and its output shape; parameters (leaves that require
+    grad) show their name and shape; input data and ``root`` (labelled loss or
+    output) have their own styles. Unnamed scalar constants (the ``1`` in
+    ``1 - x``) are written into the op's label instead of getting a node.
+
+    group: "module" draws one cluster per layer and one per time step inside
+        it; None draws the flat graph.
+    max_steps: keep the first ``max_steps`` time steps and the last one of each
+        recurrent layer; the others become one node saying how many were elided.
+    max_nodes: with ``max_steps=None``, a graph of more op nodes than this is
+        elided automatically (with a warning), since ``dot`` would take minutes.
+    """
+    if group not in ("module", None):
+        raise ValueError(f"draw_graph: group must be 'module' or None, got {group!r}")
+    if max_steps is not None and max_steps < 0:
+        raise ValueError(f"draw_graph: max_steps must be >= 0, got {max_steps}")
+    nodes, edges = _collect(root, show_shapes)
+    note = None
+    if max_steps is None:
+        op_count = sum(node.is_op for node in nodes)
+        if op_count > max_nodes:
+            max_steps, note = _auto_max_steps(nodes, op_count, max_nodes)
+    if max_steps is not None:
+        nodes, edges = _elide(nodes, edges, max_steps)
+    nodes, edges = _route_buses(nodes, edges)
+    return _emit(nodes, edges, group, rankdir, note)
+
+
+# -- reading the graph ---------------------------------------------------------------
+
+def _walk(root: Tensor) -> list[Tensor]:
+    """Every tensor ``root`` depends on, parents first (iterative depth-first search)."""
+    order: list[Tensor] = []
+    seen: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        tensor, parents_done = stack.pop()
+        if parents_done:
+            order.append(tensor)
+            continue
+        if id(tensor) in seen:
+            continue
+        seen.add(id(tensor))
+        stack.append((tensor, True))
+        for parent in reversed(tensor.parents):
+            if id(parent) not in seen:
+                stack.append((parent, False))
+    return order
+
+
+def _shape_text(tensor: Tensor) -> str:
+    return str(tuple(tensor.shape)) if tensor.ndim else "scalar"
+
+
+def _is_folded_constant(tensor: Tensor, root: Tensor) -> bool:
+    """An unnamed scalar leaf without grad, like the 1 in ``1 - x``: shown in the op label."""
+    return (tensor.is_leaf and not tensor.requires_grad and tensor.name is None
+            and tensor.size == 1 and tensor is not root)
+
+
+def _op_text(tensor: Tensor, root: Tensor) -> str:
+    """``sub`` or, with folded constants, ``sub(1, ·)``."""
+    if not any(_is_folded_constant(p, root) for p in tensor.parents):
+        return tensor.op
+    args = (f"{p.item():g}" if _is_folded_constant(p, root) else "·" for p in tensor.parents)
+    return f"{tensor.op}({', '.join(args)})"
+
+
+def _describe(tensor: Tensor, root: Tensor, show_shapes: bool) -> tuple[str, str, str | None]:
+    """(kind, label, scope) of one drawn tensor."""
+    shape = _shape_text(tensor) if show_shapes else ""
+    if not tensor.is_leaf:
+        text = _op_text(tensor, root)
+        kind = "op"
+        if tensor is root:
+            kind, text = "output", f"{'loss' if tensor.size == 1 else 'output'}: {text}"
+        return kind, f"{text}\\n{shape}" if shape else text, tensor.scope
+    if tensor.requires_grad:
+        name = tensor.name or "parameter"
+        # A parameter made outside its layer's scope still belongs to layer "lstm1/...".
+        scope = tensor.scope or (name.split("/")[0] if "/" in name else None)
+        return "param", f"{name} {shape}".strip(), scope
+    if tensor.name:
+        name = tensor.name
+    elif tensor.op:
+        name = f"{tensor.op} (no grad)"
+    else:
+        name = "input" if tensor.scope is None else "constant"
+    kind = "output" if tensor is root else "data"
+    return kind, f"{name} {shape}".strip(), tensor.scope
+
+
+def _collect(root: Tensor, show_shapes: bool) -> tuple[list[_Node], list[tuple[str, str]]]:
+    """Nodes in visit order with ids n0, n1, ... and edges (parent id, child id)."""
+    nodes: list[_Node] = []
+    key_of: dict[int, str] = {}
+    edges: list[tuple[str, str]] = []
+    for tensor in _walk(root):
+        if _is_folded_constant(tensor, root):
+            continue
+        kind, label, scope = _describe(tensor, root, show_shapes)
+        key = f"n{len(nodes)}"
+        key_of[id(tensor)] = key
+        nodes.append(_Node(key, kind, label, scope, None if kind == "param" else tensor.step))
+        edges.extend((key_of[id(p)], key) for p in tensor.parents if id(p) in key_of)
+    return nodes, edges
+
+
+# -- eliding time steps ------------------------------------------------------------------
+
+def _ops_per_step(nodes: list[_Node]) -> dict[str | None, dict[int, int]]:
+    """For each layer, the number of op nodes at each of its time steps."""
+    counts: dict[str | None, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for node in nodes:
+        if node.step is not None:
+            counts[node.scope][node.step] += node.is_op
+    return counts
+
+
+def _auto_max_steps(nodes: list[_Node], op_count: int,
+                    max_nodes: int) -> tuple[int | None, str | None]:
+    """The largest max_steps whose picture has at most ``max_nodes`` op nodes (at least 1)."""
+    layers = [[steps[s] for s in sorted(steps)] for steps in _ops_per_step(nodes).values()]
+    longest = max((len(counts) for counts in layers), default=0)
+    if longest <= 2:
+        warnings.warn(
+            f"draw_graph: the graph has {op_count} op nodes (more than max_nodes={max_nodes}) "
+            "and no time steps to elide; Graphviz may take a long time to lay it out",
+            stacklevel=3)
+        return None, None
+    outside_steps = op_count - sum(sum(counts) for counts in layers)
+
+    def drawn_ops(k: int) -> int:
+        return outside_steps + sum(sum(c[:k]) + c[-1] if len(c) > k + 1 else sum(c)
+                                   for c in layers)
+
+    k = 1
+    while k + 2 < longest and drawn_ops(k + 1) <= max_nodes:
+        k += 1
+    warnings.warn(
+        f"draw_graph: the graph has {op_count} op nodes, more than max_nodes={max_nodes} "
+        f"that Graphviz lays out quickly, so only the first {k} time steps and the last one "
+        f"of each recurrent layer are drawn (max_steps={k}). Pass max_steps=<n> to draw more "
+        f"steps (max_steps={longest} draws all {longest}) or raise max_nodes=; a full unroll "
+        "this large may take minutes to lay out.", stacklevel=3)
+    note = (f"{op_count} op nodes: time steps elided automatically (max_steps={k}); "
+            f"pass max_steps=<n> or max_nodes=<n> to draw more")
+    return k, note
+
+
+def _elide(nodes: list[_Node], edges: list[tuple[str, str]],
+           max_steps: int) -> tuple[list[_Node], list[tuple[str, str]]]:
+    """Replace the steps after the first ``max_steps`` (but the last) by one node per layer.
+
+    Edges into or out of elided nodes are rerouted to the elision node, so no
+    edge points at a node that is not drawn.
+    """
+    stand_in: dict[tuple[str | None, int], _Node] = {}
+    for index, (scope, steps) in enumerate(_ops_per_step(nodes).items()):
+        hidden = sorted(steps)[max_steps:-1]
+        if not hidden:
+            continue
+        span = f"t={hidden[0]}" + (f"..{hidden[-1]}" if len(hidden) > 1 else "")
+        plural = "s" if len(hidden) > 1 else ""
+        elided = _Node(f"elided{index}", "elided", f"… {len(hidden)} step{plural} ({span}) "
+                       "elided", scope, None, hidden[0])
+        for step in hidden:
+            stand_in[scope, step] = elided
+    if not stand_in:
+        return nodes, edges
+    kept: list[_Node] = []
+    moved: dict[str, str] = {}
+    placed: set[str] = set()
+    for node in nodes:
+        elided = stand_in.get((node.scope, node.step))
+        if elided is None:
+            kept.append(node)
+            continue
+        if elided.key not in placed:
+            placed.add(elided.key)
+            kept.append(elided)  # drawn where its first hidden node was
+        moved[node.key] = elided.key
+    rerouted = ((moved.get(a, a), moved.get(b, b)) for a, b in edges)
+    return kept, list(dict.fromkeys(e for e in rerouted if e[0] != e[1]))
+
+
+# -- values used at every time step ---------------------------------------------------------
+
+def _route_buses(nodes: list[_Node], edges: list[tuple[str, str]]
+                 ) -> tuple[list[_Node], list[tuple[str, str, str]]]:
+    """Edges as (source, target, kind), with one bus for each value used by many time steps.
+
+    A parameter (or a layer-level value such as an input projection of all
+    steps) that feeds several step clusters gets a bus: a line from it through
+    one tap point per step cluster that uses it (and through elision nodes), in
+    time order; each tap feeds the ops of its step. Every bus segment joins
+    neighbouring steps, so ``dot`` never sees an edge spanning the whole unroll.
+    kind is "" (data flow), "param-bus"/"param-branch" or "data-bus"/"data-branch".
+    """
+    by_key = {node.key: node for node in nodes}
+    scope_rank: dict[str | None, int] = {}
+    for node in nodes:
+        scope_rank.setdefault(node.scope, len(scope_rank))
+    routed: list[tuple[str, str, str]] = []
+    step_users: dict[str, list[_Node]] = defaultdict(list)
+    for source, target in edges:
+        user = by_key[target]
+        in_steps = user.step is not None or user.kind == "elided"
+        if in_steps and by_key[source].step is None and by_key[source].kind != "elided":
+            step_users[source].append(user)
+        else:
+            routed.append((source, target, ""))
+    taps: list[_Node] = []
+    for source, users in step_users.items():
+        # A station is one step cluster (all its users share one tap) or one elision node.
+        stations: dict[tuple, list[_Node]] = defaultdict(list)
+        for user in users:
+            time = user.at_step if user.kind == "elided" else user.step
+            stations[scope_rank[user.scope], time, user.key if user.kind == "elided" else ""
+                     ].append(user)
+        if len(stations) < 2:
+            routed.extend((source, user.key, "") for user in users)
+            continue
+        tone = "param" if by_key[source].kind == "param" else "data"
+        line = [source]
+        for station in sorted(stations):
+            first = stations[station][0]
+            if first.kind == "elided":
+                line.append(first.key)
+                continue
+            tap = _Node(f"tap{len(taps)}", f"{tone}-tap", "", first.scope, first.step)
+            taps.append(tap)
+            line.append(tap.key)
+            routed.extend((tap.key, user.key, f"{tone}-branch") for user in stations[station])
+        routed.extend((a, b, f"{tone}-bus") for a, b in zip(line[:-1], line[1:], strict=True))
+    return nodes + taps, routed
+
+
+# -- writing DOT -----------------------------------------------------------------------------
+
+_PARAM_COLOR, _DATA_COLOR = "#b8751a", "#5b6b7f"
+_EDGE_STYLE = {
+    "": {},
+    "param-bus": {"color": _PARAM_COLOR, "style": "dashed", "arrowhead": "none"},
+    "param-branch": {"color": _PARAM_COLOR},
+    "data-bus": {"color": _DATA_COLOR, "arrowhead": "none"},
+    "data-branch": {},
+}
+
+
+def _add_node(graph: graphviz.Digraph, node: _Node) -> None:
+    graph.node(node.key, node.label, _attributes={"class": node.kind}, **_STYLE[node.kind])
+
+
+def _emit(nodes: list[_Node], edges: list[tuple[str, str, str]], group: str | None,
+          rankdir: str, note: str | None) -> Graph:
+    graph = Graph("microtensor", graph_attr={"rankdir": rankdir, "fontname": "Helvetica"},
+                  node_attr={"fontname": "Helvetica", "fontsize": "10", "height": "0.3"},
+                  edge_attr={"color": "#5b6b7f", "arrowsize": "0.6"})
+    if note:
+        graph.attr(label=note, labelloc="t", fontcolor="#a8323e")
+    if group is None:
+        for node in nodes:
+            _add_node(graph, node)
+    else:
+        _emit_clusters(graph, nodes)
+    # Edges go last, at the top level: an edge written inside a cluster would pull
+    # both of its ends into that cluster.
+    for source, target, kind in edges:
+        graph.edge(source, target, **_EDGE_STYLE[kind])
+    return graph
+
+
+def _emit_clusters(graph: graphviz.Digraph, nodes: list[_Node]) -> None:
+    """One cluster per layer (scope), and inside it one per time step."""
+    layers: dict[str | None, tuple[list[_Node], dict[int, list[_Node]]]] = {}
+    for node in nodes:
+        if node.scope is None and node.step is None:
+            _add_node(graph, node)
+            continue
+        loose, steps = layers.setdefault(node.scope, ([], {}))
+        (loose if node.step is None else steps.setdefault(node.step, [])).append(node)
+    for i, (scope, (loose, steps)) in enumerate(layers.items()):
+        with graph.subgraph(name=f"cluster_{i}") as layer:
+            layer.attr(label=scope or "", style="rounded", color="#9aa7b8", fontsize="12")
+            for node in loose:
+                _add_node(layer, node)
+            for j, (step, members) in enumerate(sorted(steps.items())):
+                with layer.subgraph(name=f"cluster_{i}_{j}") as box:
+                    box.attr(label=f"{scope} · t={step}" if scope else f"t={step}",
+                             style="rounded,dashed", color="#b9c3d0", fontsize="10")
+                    for node in members:
+                        _add_node(box, node)
