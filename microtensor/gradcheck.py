@@ -59,6 +59,6 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor], eps:
             worst = np.unravel_index(np.argmax(excess), x.shape)
             raise GradcheckError(
                 f"gradcheck: input {i} (shape {x.shape}) element {tuple(map(int, worst))}: "
-                f"analytic {analytic[worst]!r} vs numeric {numeric[worst]!r} "
+                f"analytic {float(analytic[worst])!r} vs numeric {float(numeric[worst])!r} "
                 f"(atol={atol}, rtol={rtol})")
     return True
