@@ -28,10 +28,11 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import accumulate
 
 import graphviz
 
-from .tensor import Tensor
+from .tensor import Tensor, topological_order
 
 MAX_NODES = 300  # op nodes that `dot` lays out in about a second or two
 
@@ -46,8 +47,6 @@ _STYLE: dict[str, dict[str, str]] = {
              "color": "#2f6f9f"},
     "elided": {"shape": "box", "style": "dashed,rounded", "color": "#888888",
                "fontcolor": "#555555"},
-    "param-tap": {"shape": "point", "width": "0.06", "color": "#b8751a"},
-    "data-tap": {"shape": "point", "width": "0.06", "color": "#5b6b7f"},
 }
 
 
@@ -138,26 +137,6 @@ def draw_graph(root: Tensor, show_shapes: bool = True, group: str | None = "modu
 
 # -- reading the graph ---------------------------------------------------------------
 
-def _walk(root: Tensor) -> list[Tensor]:
-    """Every tensor ``root`` depends on, parents first (iterative depth-first search)."""
-    order: list[Tensor] = []
-    seen: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
-    while stack:
-        tensor, parents_done = stack.pop()
-        if parents_done:
-            order.append(tensor)
-            continue
-        if id(tensor) in seen:
-            continue
-        seen.add(id(tensor))
-        stack.append((tensor, True))
-        for parent in reversed(tensor.parents):
-            if id(parent) not in seen:
-                stack.append((parent, False))
-    return order
-
-
 def _shape_text(tensor: Tensor) -> str:
     return str(tuple(tensor.shape)) if tensor.ndim else "scalar"
 
@@ -196,8 +175,7 @@ def _describe(tensor: Tensor, root: Tensor, show_shapes: bool) -> tuple[str, str
         name = f"{tensor.op} (no grad)"
     else:
         name = "input" if tensor.scope is None else "constant"
-    kind = "output" if tensor is root else "data"
-    return kind, f"{name} {shape}".strip(), tensor.scope
+    return "data", f"{name} {shape}".strip(), tensor.scope
 
 
 def _collect(root: Tensor, show_shapes: bool) -> tuple[list[_Node], list[tuple[str, str]]]:
@@ -205,14 +183,21 @@ def _collect(root: Tensor, show_shapes: bool) -> tuple[list[_Node], list[tuple[s
     nodes: list[_Node] = []
     key_of: dict[int, str] = {}
     edges: list[tuple[str, str]] = []
-    for tensor in _walk(root):
-        if _is_folded_constant(tensor, root):
-            continue
+
+    def add(tensor: Tensor) -> None:
         kind, label, scope = _describe(tensor, root, show_shapes)
-        key = f"n{len(nodes)}"
-        key_of[id(tensor)] = key
+        key_of[id(tensor)] = key = f"n{len(nodes)}"
         nodes.append(_Node(key, kind, label, scope, None if kind == "param" else tensor.step))
-        edges.extend((key_of[id(p)], key) for p in tensor.parents if id(p) in key_of)
+
+    # The backward order holds every tensor that requires grad; the other parents
+    # (input data, constants) are leaves, added just before their first user.
+    for tensor in topological_order(root):
+        for parent in tensor.parents:
+            if id(parent) not in key_of and not _is_folded_constant(parent, root):
+                add(parent)
+        add(tensor)
+        edges.extend((key_of[id(p)], key_of[id(tensor)]) for p in tensor.parents
+                     if id(p) in key_of)
     return nodes, edges
 
 
@@ -238,11 +223,12 @@ def _auto_max_steps(nodes: list[_Node], op_count: int,
             "and no time steps to elide; Graphviz may take a long time to lay it out",
             stacklevel=3)
         return None, None
-    outside_steps = op_count - sum(sum(counts) for counts in layers)
+    prefix = [[0, *accumulate(counts)] for counts in layers]  # prefix[l][k]: first k steps
+    outside_steps = op_count - sum(p[-1] for p in prefix)
 
     def drawn_ops(k: int) -> int:
-        return outside_steps + sum(sum(c[:k]) + c[-1] if len(c) > k + 1 else sum(c)
-                                   for c in layers)
+        return outside_steps + sum(p[k] + p[-1] - p[-2] if len(p) > k + 2 else p[-1]
+                                   for p in prefix)
 
     k = 1
     while k + 2 < longest and drawn_ops(k + 1) <= max_nodes:
@@ -349,6 +335,8 @@ def _route_buses(nodes: list[_Node], edges: list[tuple[str, str]]
 # -- writing DOT -----------------------------------------------------------------------------
 
 _PARAM_COLOR, _DATA_COLOR = "#b8751a", "#5b6b7f"
+_STYLE["param-tap"] = {"shape": "point", "width": "0.06", "color": _PARAM_COLOR}
+_STYLE["data-tap"] = {"shape": "point", "width": "0.06", "color": _DATA_COLOR}
 _EDGE_STYLE = {
     "": {},
     "param-bus": {"color": _PARAM_COLOR, "style": "dashed", "arrowhead": "none"},

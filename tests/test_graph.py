@@ -283,3 +283,8 @@ def test_missing_dot_still_gives_dot_text_and_a_helpful_error(monkeypatch, tmp_p
             call()
         assert "brew install graphviz" in str(info.value)
         assert isinstance(info.value.__cause__, graphviz.ExecutableNotFound)
+
+
+def test_a_leaf_alone_is_one_node():
+    dot = parse(mt.draw_graph(mt.Tensor(np.ones(3), name="x")).source)
+    assert dot.label == {"n0": "x (3,)"} and dot.edges == [] and dot.ops() == []
