@@ -12,9 +12,18 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+# Import name -> the name pip knows it by, for the message when it is missing.
+PIP_NAMES = {"sklearn": "scikit-learn"}
 
-def parse_args(description: str, epochs: int, **extra: tuple[type, object, str]):
-    """``--epochs``, ``--seed``, ``--out``, plus options given as ``name=(type, default, help)``."""
+
+def parse_args(description: str, epochs: int, needs: tuple[str, ...] = (),
+               **extra: tuple[type, object, str]):
+    """``--epochs``, ``--seed``, ``--out``, plus options given as ``name=(type, default, help)``.
+
+    ``needs`` names optional packages the demo imports; they are checked right
+    after parsing (``--help`` works without them), so a missing one stops the
+    demo before any training rather than after it.
+    """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--epochs", type=int, default=epochs, help="training epochs")
     parser.add_argument("--seed", type=int, default=0, help="seed for data, weights, shuffling")
@@ -22,6 +31,8 @@ def parse_args(description: str, epochs: int, **extra: tuple[type, object, str])
     for name, (kind, default, text) in extra.items():
         parser.add_argument("--" + name.replace("_", "-"), type=kind, default=default, help=text)
     args = parser.parse_args()
+    for module in needs:
+        require(module)
     os.makedirs(args.out, exist_ok=True)
     return args
 
@@ -31,8 +42,9 @@ def require(module: str, extra: str = "demos"):
     try:
         return importlib.import_module(module)
     except ImportError:
-        sys.exit(f"This demo needs the optional package '{module}'. Install the demo extra: "
-                 f'pip install -e ".[{extra}]"')
+        package = PIP_NAMES.get(module, module)
+        sys.exit(f"This demo needs the optional package '{package}'. Install the demo extra: "
+                 f'pip install -e ".[{extra}]"  (or: pip install {package})')
 
 
 def plot_history(histories: dict, path: str, title: str) -> str:
