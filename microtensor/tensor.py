@@ -61,7 +61,8 @@ class Tensor:
                  backward: Callable[[np.ndarray], None]) -> Tensor:
         """The result of an op; records the graph only if some parent needs a gradient."""
         out = Tensor.__new__(Tensor)
-        out.data = data
+        # numpy gives scalars for 0-d results; keep the promise that .data is an array
+        out.data = data if data.__class__ is np.ndarray else np.asarray(data)
         out.grad = None
         out.op = op
         out.name = None
