@@ -6,7 +6,7 @@ hidden state goes to a 10-way softmax.
 
     Input (8, 8) -> LSTM(32) -> Dense(10, softmax)
 
-    python demos/digits_sequence.py       # about 10 seconds on 2 CPU cores, ~96% test accuracy
+    python demos/digits_sequence.py       # about 5 s on 2 CPU cores; 95-98% test accuracy
 """
 
 from __future__ import annotations
@@ -64,10 +64,14 @@ def print_confusion_matrix(counts: np.ndarray) -> None:
     mistakes = counts - np.diag(np.diag(counts))
     true, predicted = np.unravel_index(np.argmax(mistakes), mistakes.shape)
     if mistakes[true, predicted] > 1:
-        print(f"{mistakes.sum()} mistakes; the most common: a {true} read as a {predicted} "
+        print(f"{mistakes.sum()} mistakes; the most common: {_a(true)} read as {_a(predicted)} "
               f"({mistakes[true, predicted]} of {counts[true].sum()} test {true}s).")
     else:
         print(f"{mistakes.sum()} mistakes, none made twice.")
+
+
+def _a(digit: int) -> str:
+    return f"{'an' if digit == 8 else 'a'} {digit}"
 
 
 def main() -> None:
