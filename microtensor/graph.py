@@ -162,7 +162,7 @@ def _describe(tensor: Tensor, root: Tensor, show_shapes: bool) -> tuple[str, str
         text = _op_text(tensor, root)
         kind = "op"
         if tensor is root:
-            kind, text = "output", f"{'loss' if tensor.size == 1 else 'output'}: {text}"
+            kind, text = "output", f"{'loss' if tensor.ndim == 0 else 'output'}: {text}"
         return kind, f"{text}\\n{shape}" if shape else text, tensor.scope
     if tensor.requires_grad:
         name = tensor.name or "parameter"

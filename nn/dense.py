@@ -5,7 +5,7 @@ from __future__ import annotations
 import microtensor as mt
 
 from . import activations
-from .layer import Layer
+from .layer import Layer, counted
 from .symbolic import Shape
 
 
@@ -56,7 +56,7 @@ class Dense(Layer):
 
     def explain_params(self, input_shape: Shape) -> str:
         inputs, units = input_shape[-1], self.units
+        weights = f"{inputs} × {units} {'weight' if inputs * units == 1 else 'weights'}"
         if not self.use_bias:
-            return f"{inputs} × {units} weights = {inputs * units:,}"
-        biases = "bias" if units == 1 else "biases"
-        return f"{inputs} × {units} weights + {units} {biases} = {inputs * units + units:,}"
+            return f"{weights} = {inputs * units:,}"
+        return f"{weights} + {counted(units, 'bias', 'biases')} = {inputs * units + units:,}"

@@ -29,6 +29,11 @@ def reset_names() -> None:
     _name_counts.clear()
 
 
+def counted(number: int, noun: str, plural: str | None = None) -> str:
+    """"1 unit", "128 units": for the sentences of summary(explain=True)."""
+    return f"{number} {noun}" if number == 1 else f"{number} {plural or noun + 's'}"
+
+
 def snake_case(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 

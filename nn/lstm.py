@@ -12,7 +12,7 @@ import numpy as np
 import microtensor as mt
 
 from . import activations
-from .layer import Layer, as_input
+from .layer import Layer, as_input, counted
 from .symbolic import Shape
 
 GATES = ("i", "f", "c", "o")
@@ -141,8 +141,6 @@ class LSTM(Layer):
 
     def explain_params(self, input_shape: Shape) -> str:
         features, u = input_shape[-1], self.units
-        if not self.use_bias:
-            return f"4 gates × {u} units × ({features} inputs + {u} recurrent) = " \
-                   f"{4 * u * (features + u):,}"
-        return (f"4 gates × {u} units × ({features} inputs + {u} recurrent + 1 bias) = "
-                f"{4 * u * (features + u + 1):,}")
+        bias, count = (" + 1 bias", features + u + 1) if self.use_bias else ("", features + u)
+        return (f"4 gates × {counted(u, 'unit')} × ({counted(features, 'input')} + {u} recurrent"
+                f"{bias}) = {4 * u * count:,}")
