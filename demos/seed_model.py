@@ -74,7 +74,7 @@ def walk_one_batch(model: nn.Model, batch: np.ndarray) -> None:
 
 
 def main() -> None:
-    args = common.parse_args(__doc__.splitlines()[0], epochs=12, needs=("matplotlib",),
+    args = common.parse_args(__doc__.splitlines()[0], epochs=8, needs=("matplotlib",),
                              samples=(int, 3000, "training + validation sequences"),
                              batch_size=(int, 32, "mini-batch size"),
                              lr=(float, 2e-3, "Adam learning rate"))

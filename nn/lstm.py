@@ -86,9 +86,9 @@ class LSTM(Layer):
             projected = projected + self.bias
         h, c = self._initial_state(batch, initial_state, x.dtype)
         hidden_states = []
-        for t in range(timesteps):
+        for t in range(1, timesteps + 1):  # t counts from 1: h_0, c_0 are the initial state
             with mt.scope(step=t):
-                h, c = self.cell(projected[t], h, c)
+                h, c = self.cell(projected[t - 1], h, c)
             hidden_states.append(h)
         output = mt.stack(hidden_states, axis=1) if self.return_sequences else h
         return [output, h, c] if self.return_state else output

@@ -136,9 +136,9 @@ def test_anatomy_draws_every_step_unelided(tmp_path, dot_binary):
     assert files_line(stdout) == f"Files written: {small}, {large}"
     graph = large.read_text()
     assert "elided" not in graph
-    assert all(f"lstm · t={t}" in graph for t in range(4))
+    assert all(f"lstm · t={t}" in graph for t in range(1, 5))  # t = 1..T, as printed
     assert graph.count("sigmoid") >= 3 * 4  # three sigmoid gates in each of the 4 steps
-    assert "lstm · t=0" in small.read_text()
+    assert "lstm · t=1" in small.read_text()
 
 
 @pytest.mark.parametrize("demo, blocked, package", [

@@ -31,7 +31,7 @@ def lstm(x: mt.Tensor, units: int, name: str, rng) -> tuple[mt.Tensor, mt.Tensor
         h = mt.Tensor(np.zeros((batch, units)))
         c = mt.Tensor(np.zeros((batch, units)))
         for t in range(steps):
-            with mt.scope(step=t):
+            with mt.scope(step=t + 1):  # steps count from 1, as nn.LSTM's: h_0 is the state before
                 z = x[:, t] @ kernel + h @ recurrent + bias
                 i = mt.sigmoid(z[:, :units])
                 f = mt.sigmoid(z[:, units:2 * units])
@@ -128,7 +128,7 @@ def test_one_op_node_per_recorded_op():
 
 def test_each_time_step_is_a_cluster_with_the_same_ops():
     dot = parse(mt.draw_graph(small_lstm_loss()).source)
-    labels = [f"lstm1 · t={t}" for t in range(4)]
+    labels = [f"lstm1 · t={t}" for t in range(1, 5)]
     assert [c for c in dot.clusters if "t=" in c] == labels
     ops_per_cluster = defaultdict(int)
     for key in dot.ops():
@@ -157,7 +157,7 @@ def test_weight_sharing_reaches_every_step():
                     frontier.append(target)
                 elif dot.kind[target] == "op":
                     steps_fed.add(dot.cluster[target])
-        assert steps_fed == {f"lstm1 · t={t}" for t in range(4)}, dot.label[param]
+        assert steps_fed == {f"lstm1 · t={t}" for t in range(1, 5)}, dot.label[param]
 
 
 def test_inputs_and_the_loss_are_recognisable():
@@ -214,16 +214,16 @@ def test_a_long_chain_needs_no_recursion():
 def test_max_steps_keeps_the_first_steps_and_the_last():
     loss = small_lstm_loss(steps=7)
     dot = parse(mt.draw_graph(loss, max_steps=2).source)
-    assert [c for c in dot.clusters if "t=" in c] == ["lstm1 · t=0", "lstm1 · t=1", "lstm1 · t=6"]
+    assert [c for c in dot.clusters if "t=" in c] == ["lstm1 · t=1", "lstm1 · t=2", "lstm1 · t=7"]
     [elided] = dot.nodes("elided")
-    assert dot.label[elided] == "… 4 steps (t=2..5) elided"
+    assert dot.label[elided] == "… 4 steps (t=3..6) elided"
     assert dot.cluster[elided] == "lstm1"
     assert len(dot.ops()) == recorded_ops(loss) - 4 * 17
     assert_edges_connect_drawn_nodes(dot)
     # The recurrence runs through the elision node: step 1 -> elided -> step 6.
     into = {dot.cluster[s] for s, t in dot.edges if t == elided and dot.kind[s] == "op"}
     out_of = {dot.cluster[t] for s, t in dot.edges if s == elided}
-    assert into == {"lstm1 · t=1"} and out_of == {"lstm1 · t=6"}
+    assert into == {"lstm1 · t=2"} and out_of == {"lstm1 · t=7"}
 
 
 def test_max_steps_larger_than_the_unroll_changes_nothing():
@@ -259,7 +259,7 @@ def test_seed_sized_model_builds_fast_and_renders_elided(dot_binary, tmp_path):
     path = render(mt.draw_graph(loss, max_steps=3), str(tmp_path / "seed"))
     assert time.perf_counter() - start < 10.0  # measured ~0.1 s
     text = "".join(ET.parse(path).getroot().itertext())
-    assert "lstm2 · t=49" in text and "… 46 steps (t=3..48) elided" in text
+    assert "lstm2 · t=50" in text and "… 46 steps (t=4..49) elided" in text
 
 
 # -- rendering -------------------------------------------------------------------------------------
@@ -269,7 +269,7 @@ def test_renders_valid_svg_with_the_cluster_labels(dot_binary, tmp_path):
     root = ET.parse(path).getroot()
     assert root.tag.endswith("svg")
     text = set(root.itertext())
-    assert {"lstm1", "lstm1 · t=0", "lstm1 · t=3", "lstm1/kernel (2, 12)"} <= text
+    assert {"lstm1", "lstm1 · t=1", "lstm1 · t=4", "lstm1/kernel (2, 12)"} <= text
 
 
 def test_missing_dot_still_gives_dot_text_and_a_helpful_error(monkeypatch, tmp_path):

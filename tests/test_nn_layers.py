@@ -305,9 +305,9 @@ def test_every_op_is_tagged_with_its_layer_and_every_lstm_step_with_t():
     for name in ("lstm1", "lstm2"):
         in_layer = [t for t in ops if t.scope == name]
         steps = [t.step for t in in_layer if t.step is not None]
-        assert sorted(set(steps)) == list(range(6))
+        assert sorted(set(steps)) == list(range(1, 7))  # t = 1..T; h_0 is the initial state
         # Every step is the same cell: the same ops, the same number of times.
-        per_step = [sorted(t.op for t in in_layer if t.step == s) for s in range(6)]
+        per_step = [sorted(t.op for t in in_layer if t.step == s) for s in range(1, 7)]
         assert all(ops_of_step == per_step[1] for ops_of_step in per_step[1:])
         assert {"sigmoid", "tanh", "mul"} <= set(per_step[0])
         # The gate nonlinearities only happen inside a step.
@@ -319,6 +319,6 @@ def test_every_op_is_tagged_with_its_layer_and_every_lstm_step_with_t():
                            if p.scope == name)
     dense_matmul = next(t for t in ops if t.scope == "out" and t.op == "matmul")
     h_last = dense_matmul.parents[0]
-    assert (h_last.scope, h_last.step) == ("lstm2", 5)  # the last step's h feeds the Dense
+    assert (h_last.scope, h_last.step) == ("lstm2", 6)  # the last step's h feeds the Dense
     params = {t.name for t in graph if t.name}
     assert "lstm1/kernel" in params and "out/bias" in params
