@@ -160,6 +160,8 @@ def _describe(tensor: Tensor, root: Tensor, show_shapes: bool) -> tuple[str, str
     shape = _shape_text(tensor) if show_shapes else ""
     if not tensor.is_leaf:
         text = _op_text(tensor, root)
+        if tensor.name:  # layers name the values a reader looks for: "f = sigmoid"
+            text = f"{tensor.name} = {text}"
         kind = "op"
         if tensor is root:
             kind, text = "output", f"{'loss' if tensor.ndim == 0 else 'output'}: {text}"

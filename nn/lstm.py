@@ -103,12 +103,16 @@ class LSTM(Layer):
         o = self.recurrent_activation(z[self._gate["o"]])      # how much to show
         c = f * c + i * c_hat
         h = o * self.activation(c)
+        # Names for the graph picture (draw_graph labels a node "f = sigmoid").
+        z.name, i.name, f.name, c_hat.name, o.name, c.name, h.name = (
+            "z", "i", "f", "c_hat", "o", "c", "h")
         return h, c
 
     def _initial_state(self, batch: int, initial_state, dtype) -> tuple[mt.Tensor, mt.Tensor]:
         if initial_state is None:
-            zeros = mt.Tensor(np.zeros((batch, self.units), dtype=dtype), dtype=dtype)
-            return zeros, zeros
+            zeros = np.zeros((batch, self.units), dtype=dtype)
+            return mt.Tensor(zeros, dtype=dtype, name="h_0"), mt.Tensor(zeros, dtype=dtype,
+                                                                        name="c_0")
         if len(initial_state) != 2:
             raise ValueError(f"{self.name} (LSTM): initial_state must be [h0, c0], got "
                              f"{len(initial_state)} tensors")
