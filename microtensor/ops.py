@@ -237,12 +237,12 @@ def matmul(a, b) -> Tensor:
             a._accumulate(unbroadcast(_fold_matmul(g, w.swapaxes(-1, -2)), x.shape)
                           .reshape(a.shape))
         if b.requires_grad:
-            if w.ndim == 2 and x.ndim > 2:
-                # (batch, time, in) @ (in, out): one big product instead of a batch of small ones
-                grad_w = x.reshape(-1, x.shape[-1]).T @ g.reshape(-1, g.shape[-1])
+            if w.ndim == 2 and b.ndim == 2 and b.is_leaf:
+                # A weight: (..., in) @ (in, out) gives x.T @ g over all leading axes at once,
+                # and products from several uses (time steps) are summed in one GEMM.
+                b._accumulate_product(x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1]))
             else:
-                grad_w = unbroadcast(x.swapaxes(-1, -2) @ g, w.shape)
-            b._accumulate(grad_w.reshape(b.shape))
+                b._accumulate(unbroadcast(x.swapaxes(-1, -2) @ g, w.shape).reshape(b.shape))
     return Tensor._from_op(out, "matmul", (a, b), backward)
 
 

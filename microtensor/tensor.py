@@ -30,8 +30,10 @@ class Tensor:
 
     __slots__ = (
         "data", "grad", "requires_grad", "op", "parents", "name", "scope", "step",
-        "_backward", "_grad_owned", "_retain_grad", "__weakref__",
+        "_backward", "_grad_owned", "_retain_grad", "_products", "__weakref__",
     )
+    # How many x.T @ g products a weight collects before summing them in one GEMM.
+    PRODUCTS_PER_GEMM = 10
     # Let numpy hand `ndarray * Tensor` to Tensor.__rmul__ instead of looping over us.
     __array_ufunc__ = None
 
@@ -55,6 +57,7 @@ class Tensor:
         self._backward: Callable[[np.ndarray], None] | None = None
         self._grad_owned = False
         self._retain_grad = False
+        self._products: tuple[list, list] | None = None
 
     @staticmethod
     def _from_op(data: np.ndarray, op: str, parents: tuple[Tensor, ...],
@@ -70,6 +73,7 @@ class Tensor:
         out.step = state.step
         out._grad_owned = False
         out._retain_grad = False
+        out._products = None
         if state.grad_enabled:
             for parent in parents:
                 if parent.requires_grad:
@@ -168,6 +172,30 @@ class Tensor:
         else:
             self.grad[index] += grad
 
+    def _accumulate_product(self, x: np.ndarray, g: np.ndarray) -> None:
+        """Add ``x.T @ g`` to this leaf's gradient; x (n, in), g (n, out).
+
+        A weight used at every time step would pay one small product per step.
+        Instead the pairs are collected and summed a few at a time as one
+        bigger product, (x_1; ...; x_k).T @ (g_1; ...; g_k), which BLAS runs
+        several times faster than k small ones.
+        """
+        if self._products is None:
+            self._products = ([], [])
+        xs, gs = self._products
+        xs.append(x)
+        gs.append(g)
+        if len(xs) == Tensor.PRODUCTS_PER_GEMM:
+            self._flush_products()
+
+    def _flush_products(self) -> None:
+        xs, gs = self._products
+        self._products = None
+        if len(xs) == 1:
+            self._accumulate(xs[0].T @ gs[0])
+        else:
+            self._accumulate(np.concatenate(xs).T @ np.concatenate(gs))
+
     def zero_grad(self) -> None:
         self.grad = None
 
@@ -201,12 +229,19 @@ class Tensor:
             if node._backward is not None:
                 node.grad = None
         self._accumulate(grad)
-        for node in reversed(order):
-            if node._backward is None or node.grad is None:
-                continue
-            node._backward(node.grad)
-            if not node._retain_grad:
-                node.grad = None
+        try:
+            for node in reversed(order):
+                if node._backward is None or node.grad is None:
+                    continue
+                node._backward(node.grad)
+                if not node._retain_grad:
+                    node.grad = None
+            for node in order:
+                if node._products is not None:
+                    node._flush_products()
+        finally:  # after an error, no half-collected products linger into the next call
+            for node in order:
+                node._products = None
 
 
 def topological_order(root: Tensor) -> list[Tensor]:
