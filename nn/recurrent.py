@@ -1,0 +1,133 @@
+"""Recurrent: the time loop that SimpleRNN, GRU and LSTM share.
+
+A subclass says what one step computes (``cell``) and which weights it has
+(``build``); this base runs the steps, each inside ``mt.scope(step=t)`` so
+the graph shows one cluster per step, and shapes what the layer returns.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import microtensor as mt
+
+from . import activations
+from .layer import Layer, as_input
+from .symbolic import Shape
+
+
+class Recurrent(Layer):
+    """Input (batch, timesteps, features). Output (batch, timesteps, units) with
+    ``return_sequences=True``, else (batch, units): the last step's h. With
+    ``return_state=True`` the call returns ``[output, *final_states]``.
+    """
+
+    expected_ndim = 3
+    state_names: tuple[str, ...] = ("h",)  # LSTM adds "c"
+    gate_count = 1  # blocks of `units` columns in kernel and recurrent_kernel
+
+    def __init__(self, units: int, activation="tanh", use_bias: bool = True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros", return_sequences: bool = False,
+                 return_state: bool = False, name: str | None = None):
+        super().__init__(name)
+        if int(units) <= 0:
+            raise ValueError(f"{type(self).__name__}: units must be a positive integer, "
+                             f"got {units!r}")
+        self.units = int(units)
+        self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = kernel_initializer
+        self.recurrent_initializer = recurrent_initializer
+        self.bias_initializer = bias_initializer
+        self.return_sequences = return_sequences
+        self.return_state = return_state
+
+    def gate_slice(self, k: int) -> tuple[slice, slice]:
+        """Index of the k-th block of ``units`` columns: z[gate_slice(1)] is gate 1 of z."""
+        return slice(None), slice(k * self.units, (k + 1) * self.units)
+
+    def check_input_shape(self, shape: Shape) -> None:
+        kind = type(self).__name__
+        if len(shape) != 3:
+            batch = shape[0] if shape and shape[0] is not None else "batch"
+            hint = ""
+            if len(shape) == 2:
+                hint = (f" If each sample is a sequence of {shape[1]} single values, use "
+                        f"x.reshape({batch}, {shape[1]}, 1); if it is one time step of "
+                        f"{shape[1]} features, use x.reshape({batch}, 1, {shape[1]}).")
+            raise ValueError(f"{self.name} ({kind}): expects input of shape (batch, timesteps, "
+                             f"features), got a {len(shape)}-D input of shape {tuple(shape)}."
+                             + hint)
+        if shape[1] == 0:
+            raise ValueError(f"{self.name} ({kind}): got an input with 0 timesteps, shape {shape}")
+        super().check_input_shape(shape)
+
+    def build(self, input_shape: Shape) -> None:
+        width = self.gate_count * self.units
+        self.kernel = self.add_weight("kernel", (input_shape[-1], width), self.kernel_initializer)
+        self.recurrent_kernel = self.add_weight("recurrent_kernel", (self.units, width),
+                                                self.recurrent_initializer)
+        if self.use_bias:
+            self.bias = self.add_weight("bias", (width,), self.bias_initializer)
+
+    def project_inputs(self, x: mt.Tensor) -> mt.Tensor:
+        """x_t @ kernel + bias for every t in one product; time-major, so step t is one block.
+        x (batch, timesteps, features) -> (timesteps, batch, gate_count·units)."""
+        projected = x.transpose(1, 0, 2) @ self.kernel
+        return projected + self.bias if self.use_bias else projected
+
+    def forward(self, x: mt.Tensor, initial_state=None):
+        """x (batch, timesteps, features) -> see the class docstring."""
+        batch, timesteps, _ = x.shape
+        projected = self.project_inputs(x)
+        states = self._initial_state(batch, initial_state, x.dtype)
+        hidden_states = []
+        for t in range(1, timesteps + 1):  # t counts from 1: the initial state is step 0
+            with mt.scope(step=t):
+                states = self.cell(projected[t - 1], *states)
+            hidden_states.append(states[0])
+        output = mt.stack(hidden_states, axis=1) if self.return_sequences else states[0]
+        return [output, *states] if self.return_state else output
+
+    def cell(self, x_projected: mt.Tensor, *states: mt.Tensor) -> tuple[mt.Tensor, ...]:
+        """One time step: (x_t @ kernel + bias, previous states) -> new states, h first."""
+        raise NotImplementedError
+
+    def _initial_state(self, batch: int, initial_state, dtype) -> list[mt.Tensor]:
+        names = self.state_names
+        if initial_state is None:
+            zeros = np.zeros((batch, self.units), dtype=dtype)
+            return [mt.Tensor(zeros, dtype=dtype, name=f"{name}_0") for name in names]
+        if isinstance(initial_state, mt.Tensor | np.ndarray):
+            initial_state = [initial_state]
+        if len(initial_state) != len(names):
+            raise ValueError(f"{self.name} ({type(self).__name__}): initial_state must be "
+                             f"[{', '.join(n + '0' for n in names)}], got "
+                             f"{len(initial_state)} tensors")
+        states = [as_input(s) for s in initial_state]
+        for name, state in zip(names, states, strict=True):
+            if state.shape != (batch, self.units):
+                raise ValueError(f"{self.name} ({type(self).__name__}): initial_state {name}0 "
+                                 f"must have shape {(batch, self.units)}, got {state.shape}")
+        return states
+
+    def compute_output_shape(self, input_shape: Shape):
+        batch, timesteps, _ = input_shape
+        state = (batch, self.units)
+        output = (batch, timesteps, self.units) if self.return_sequences else state
+        return [output, *[state] * len(self.state_names)] if self.return_state else output
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "units": self.units,
+                "activation": activations.name_of(self.activation), "use_bias": self.use_bias,
+                "return_sequences": self.return_sequences, "return_state": self.return_state}
+
+    def describe_output(self) -> str:
+        if self.return_sequences:
+            text = "return_sequences=True: the hidden state h of every time step"
+        else:
+            text = "return_sequences=False: the hidden state h of the last time step only"
+        if self.return_state:
+            text += f", then the final {' and '.join(self.state_names)} (return_state=True)"
+        return text
