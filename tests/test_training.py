@@ -392,3 +392,28 @@ def test_compile_rejects_unknown_names():
         small_model(loss="bce")
     with pytest.raises(ValueError, match=r"unknown metric 'precision'"):
         small_model(metrics=["precision"])
+
+
+def test_a_training_step_leaves_no_reference_cycles():
+    """fit pauses the cyclic collector during a step; that is only safe if the graph
+    is freed by reference counting alone, i.e. it holds no cycles."""
+    import gc
+
+    inp = nn.Input(shape=(5, 3))
+    model = nn.Model(inp, nn.Dense(1, activation="sigmoid")(nn.LSTM(4)(inp)))
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 5, 3)), (rng.random((16, 1)) > 0.5) * 1.0
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        model.fit(x, y, epochs=2, batch_size=4, verbose=0)
+        loss = nn.losses.binary_crossentropy(y, model(x))
+        loss.backward()
+        del loss
+        assert gc.collect() == 0
+    finally:
+        if was_enabled:
+            gc.enable()
+    assert gc.isenabled() == was_enabled
