@@ -170,11 +170,13 @@ def log(a: Tensor) -> Tensor:
 
 
 def sigmoid(a: Tensor) -> Tensor:
-    with np.errstate(over="ignore"):  # exp(-x) -> inf gives exactly 0, as it should
-        # asarray: for a 0-D input numpy returns a scalar, which can't be updated in place
-        out = np.asarray(np.exp(-a.data))
+    # 1 / (1 + exp(-x)) computed as (1 + tanh(x / 2)) / 2: the same function, but
+    # nothing can overflow, so no warning to guard against (that guard cost more than
+    # the arithmetic on small arrays). out= keeps 0-D results arrays, updatable in place.
+    out = np.multiply(a.data, 0.5, out=np.empty_like(a.data))
+    np.tanh(out, out=out)
     out += 1
-    np.reciprocal(out, out=out)
+    out *= 0.5
 
     def backward(g):
         grad = 1 - out
@@ -322,20 +324,30 @@ def transpose(a: Tensor, *axes) -> Tensor:
     return Tensor._from_op(a.data.transpose(axes), "transpose", (a,), backward)
 
 
-def _is_advanced(index) -> bool:
-    parts = index if isinstance(index, tuple) else (index,)
-    return any(isinstance(p, np.ndarray | list | Tensor) for p in parts)
+_ARRAY_INDEX = (np.ndarray, list, Tensor)
+
+
+def _as_array_index(part):
+    return part.data if isinstance(part, Tensor) else np.asarray(part)
 
 
 def getitem(a: Tensor, index) -> Tensor:
     """``a[index]`` with slices, integers, ``None``, ``...`` and integer/bool arrays."""
-    if isinstance(index, Tensor):
-        index = index.data
-    elif isinstance(index, tuple):
-        index = tuple(p.data if isinstance(p, Tensor) else p for p in index)
-    advanced = _is_advanced(index)
-    if advanced and isinstance(index, list):
-        index = np.asarray(index)
+    # Advanced (array) indexing copies and may repeat elements: its gradient needs np.add.at.
+    # Basic indexing (slices, integers) is the common case inside time loops: keep it cheap.
+    if isinstance(index, tuple):
+        advanced = False
+        for part in index:
+            if isinstance(part, _ARRAY_INDEX):
+                advanced = True
+                break
+        if advanced:
+            index = tuple(_as_array_index(p) if isinstance(p, _ARRAY_INDEX) else p
+                          for p in index)
+    else:
+        advanced = isinstance(index, _ARRAY_INDEX)
+        if advanced:
+            index = _as_array_index(index)
     try:
         out = a.data[index]
     except IndexError as err:
