@@ -25,16 +25,17 @@ from __future__ import annotations
 
 import warnings
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import accumulate
 
 import graphviz
 
+from .graph_render import Graph, GraphvizNotFoundError, render  # noqa: F401  (re-exported)
+from .graph_values import freed_grads_note, values_label
 from .tensor import Tensor, topological_order
 
 MAX_NODES = 300  # op nodes that `dot` lays out in about a second or two
+MAX_VALUE_NODES = 100  # op nodes whose values still make a readable picture
 
 _STYLE: dict[str, dict[str, str]] = {
     "op": {"shape": "box", "style": "rounded,filled", "fillcolor": "#eef2f7",
@@ -48,27 +49,6 @@ _STYLE: dict[str, dict[str, str]] = {
     "elided": {"shape": "box", "style": "dashed,rounded", "color": "#888888",
                "fontcolor": "#555555"},
 }
-
-
-class GraphvizNotFoundError(RuntimeError):
-    """Graphviz's ``dot`` program is needed to render a picture and is not installed."""
-
-
-@contextmanager
-def _explained_graphviz_errors() -> Iterator[None]:
-    """Turn graphviz's errors into ones that say what to do."""
-    try:
-        yield
-    except graphviz.ExecutableNotFound as err:
-        raise GraphvizNotFoundError(
-            "rendering the graph needs Graphviz's `dot` program, which is not on PATH. "
-            "Install Graphviz (Debian/Ubuntu: `apt-get install graphviz`, macOS: "
-            "`brew install graphviz`, conda: `conda install graphviz`), or paste the DOT "
-            "text from `graph.source` into any Graphviz viewer.") from err
-    except graphviz.CalledProcessError as err:
-        raise RuntimeError(
-            f"Graphviz's `dot` failed to lay out the graph ({err.stderr!r:.200}); "
-            "big unrolls are where it breaks: try draw_graph(..., max_steps=3)") from err
 
 
 @dataclass
@@ -85,26 +65,9 @@ class _Node:
         return self.kind in ("op", "output")
 
 
-class Graph(graphviz.Digraph):
-    """A ``graphviz.Digraph`` whose ``render`` explains how to install a missing ``dot``."""
-
-    def render(self, *args, **kwargs) -> str:
-        with _explained_graphviz_errors():
-            return super().render(*args, **kwargs)
-
-
-def render(graph: graphviz.Digraph, path: str, format: str = "svg") -> str:  # noqa: A002
-    """Render ``graph`` to ``path + "." + format`` (no DOT file left behind); returns its path.
-
-    Raises GraphvizNotFoundError, saying how to install Graphviz, if ``dot`` is missing.
-    """
-    with _explained_graphviz_errors():
-        return graphviz.Digraph.render(graph, path, format=format, cleanup=True)
-
-
 def draw_graph(root: Tensor, show_shapes: bool = True, group: str | None = "module",
                max_steps: int | None = None, rankdir: str = "LR",
-               max_nodes: int = MAX_NODES) -> Graph:
+               max_nodes: int | None = None, show_values: bool = False) -> Graph:
     """The graph of ops that produced ``root``, as a ``graphviz.Digraph``.
 
     Op nodes show the op and its output shape; parameters (leaves that require
@@ -116,16 +79,25 @@ def draw_graph(root: Tensor, show_shapes: bool = True, group: str | None = "modu
         it; None draws the flat graph.
     max_steps: keep the first ``max_steps`` time steps and the last one of each
         recurrent layer; the others become one node saying how many were elided.
-    max_nodes: with ``max_steps=None``, a graph of more op nodes than this is
-        elided automatically (with a warning), since ``dot`` would take minutes.
+    max_nodes: with ``max_steps=None``, a graph of more op nodes than this
+        (default MAX_NODES = 300) is elided automatically (with a warning),
+        since ``dot`` would take minutes.
+    show_values: each node also shows its value and, if it has one, its
+        gradient (4 significant digits; arrays of more than 6 elements as
+        mean/min/max). Parameters keep their gradients after ``backward()``;
+        intermediate ones need ``backward(retain_grads=True)``. Only for small
+        pictures: more than ``max_nodes`` (default MAX_VALUE_NODES = 100) drawn
+        op nodes raise a ValueError that suggests a ``max_steps``.
     """
     if group not in ("module", None):
         raise ValueError(f"draw_graph: group must be 'module' or None, got {group!r}")
     if max_steps is not None and max_steps < 0:
         raise ValueError(f"draw_graph: max_steps must be >= 0, got {max_steps}")
-    nodes, edges = _collect(root, show_shapes)
-    note = None
-    if max_steps is None:
+    nodes, edges, note = _collect(root, show_shapes, show_values)
+    if show_values:
+        _check_value_picture_size(nodes, edges, max_steps, max_nodes or MAX_VALUE_NODES)
+    elif max_steps is None:
+        max_nodes = max_nodes or MAX_NODES
         op_count = sum(node.is_op for node in nodes)
         if op_count > max_nodes:
             max_steps, note = _auto_max_steps(nodes, op_count, max_nodes)
@@ -180,14 +152,20 @@ def _describe(tensor: Tensor, root: Tensor, show_shapes: bool) -> tuple[str, str
     return "data", f"{name} {shape}".strip(), tensor.scope
 
 
-def _collect(root: Tensor, show_shapes: bool) -> tuple[list[_Node], list[tuple[str, str]]]:
-    """Nodes in visit order with ids n0, n1, ... and edges (parent id, child id)."""
+def _collect(root: Tensor, show_shapes: bool, show_values: bool = False
+             ) -> tuple[list[_Node], list[tuple[str, str]], str | None]:
+    """Nodes in visit order with ids n0, n1, ... and edges (parent id, child id), and a note
+    for the picture (with ``show_values``, when intermediate gradients were freed)."""
     nodes: list[_Node] = []
     key_of: dict[int, str] = {}
     edges: list[tuple[str, str]] = []
+    drawn: list[Tensor] = []
 
     def add(tensor: Tensor) -> None:
         kind, label, scope = _describe(tensor, root, show_shapes)
+        if show_values:
+            label = values_label(label, tensor)
+            drawn.append(tensor)
         key_of[id(tensor)] = key = f"n{len(nodes)}"
         nodes.append(_Node(key, kind, label, scope, None if kind == "param" else tensor.step))
 
@@ -200,7 +178,7 @@ def _collect(root: Tensor, show_shapes: bool) -> tuple[list[_Node], list[tuple[s
         add(tensor)
         edges.extend((key_of[id(p)], key_of[id(tensor)]) for p in tensor.parents
                      if id(p) in key_of)
-    return nodes, edges
+    return nodes, edges, freed_grads_note([t for t in drawn if t.requires_grad])
 
 
 # -- eliding time steps ------------------------------------------------------------------
@@ -214,19 +192,15 @@ def _ops_per_step(nodes: list[_Node]) -> dict[str | None, dict[int, int]]:
     return counts
 
 
-def _auto_max_steps(nodes: list[_Node], op_count: int,
-                    max_nodes: int) -> tuple[int | None, str | None]:
-    """The largest max_steps whose picture has at most ``max_nodes`` op nodes (at least 1)."""
+def _fitting_max_steps(nodes: list[_Node], max_nodes: int) -> tuple[int, int, int] | None:
+    """(k, drawn op nodes, longest unroll): the largest max_steps k whose picture has at most
+    ``max_nodes`` op nodes (at least 1). None if there are no time steps to elide."""
     layers = [[steps[s] for s in sorted(steps)] for steps in _ops_per_step(nodes).values()]
     longest = max((len(counts) for counts in layers), default=0)
     if longest <= 2:
-        warnings.warn(
-            f"draw_graph: the graph has {op_count} op nodes (more than max_nodes={max_nodes}) "
-            "and no time steps to elide; Graphviz may take a long time to lay it out",
-            stacklevel=3)
-        return None, None
+        return None
     prefix = [[0, *accumulate(counts)] for counts in layers]  # prefix[l][k]: first k steps
-    outside_steps = op_count - sum(p[-1] for p in prefix)
+    outside_steps = sum(node.is_op for node in nodes) - sum(p[-1] for p in prefix)
 
     def drawn_ops(k: int) -> int:
         return outside_steps + sum(p[k] + p[-1] - p[-2] if len(p) > k + 2 else p[-1]
@@ -235,6 +209,20 @@ def _auto_max_steps(nodes: list[_Node], op_count: int,
     k = 1
     while k + 2 < longest and drawn_ops(k + 1) <= max_nodes:
         k += 1
+    return k, drawn_ops(k), longest
+
+
+def _auto_max_steps(nodes: list[_Node], op_count: int,
+                    max_nodes: int) -> tuple[int | None, str | None]:
+    """The largest max_steps whose picture has at most ``max_nodes`` op nodes (at least 1)."""
+    fitting = _fitting_max_steps(nodes, max_nodes)
+    if fitting is None:
+        warnings.warn(
+            f"draw_graph: the graph has {op_count} op nodes (more than max_nodes={max_nodes}) "
+            "and no time steps to elide; Graphviz may take a long time to lay it out",
+            stacklevel=3)
+        return None, None
+    k, _, longest = fitting
     warnings.warn(
         f"draw_graph: the graph has {op_count} op nodes, more than max_nodes={max_nodes} "
         f"that Graphviz lays out quickly, so only the first {k} time steps and the last one "
@@ -244,6 +232,23 @@ def _auto_max_steps(nodes: list[_Node], op_count: int,
     note = (f"{op_count} op nodes: time steps elided automatically (max_steps={k}); "
             f"pass max_steps=<n> or max_nodes=<n> to draw more")
     return k, note
+
+
+def _check_value_picture_size(nodes: list[_Node], edges: list[tuple[str, str]],
+                              max_steps: int | None, max_nodes: int) -> None:
+    """show_values is for small pictures: refuse, saying what to pass, above ``max_nodes``."""
+    drawn = nodes if max_steps is None else _elide(nodes, edges, max_steps)[0]
+    op_count = sum(node.is_op for node in drawn)
+    if op_count <= max_nodes:
+        return
+    fitting = _fitting_max_steps(nodes, max_nodes)
+    hint = "draw a smaller model or a shorter sequence"
+    if fitting is not None and fitting[1] <= max_nodes:
+        hint = f"pass max_steps={fitting[0]} (draws {fitting[1]} op nodes) or {hint}"
+    raise ValueError(
+        f"draw_graph(show_values=True): the picture would have {op_count} op nodes, more than "
+        f"the limit of {max_nodes} that stay readable with values; {hint}, or raise "
+        f"max_nodes=<n>.")
 
 
 def _elide(nodes: list[_Node], edges: list[tuple[str, str]],

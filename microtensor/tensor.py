@@ -199,13 +199,15 @@ class Tensor:
     def zero_grad(self) -> None:
         self.grad = None
 
-    def backward(self, grad=None) -> None:
+    def backward(self, grad=None, retain_grads: bool = False) -> None:
         """Compute d(self)/d(leaf) for every leaf that requires grad, into ``leaf.grad``.
 
         ``grad`` is d(loss)/d(self); it may be omitted only for a single-element
         tensor. Gradients add up in leaves over several calls, like PyTorch;
         intermediate gradients are freed as soon as they are used, unless
-        ``retain_grad()`` was called.
+        ``retain_grad()`` was called on that tensor or ``retain_grads=True``
+        keeps every one of them (for looking inside, e.g. ``draw_graph(root,
+        show_values=True)``; it costs one array per node).
         """
         if not self.requires_grad:
             raise RuntimeError(
@@ -234,7 +236,7 @@ class Tensor:
                 if node._backward is None or node.grad is None:
                     continue
                 node._backward(node.grad)
-                if not node._retain_grad:
+                if not (node._retain_grad or retain_grads):
                     node.grad = None
             for node in order:
                 if node._products is not None:

@@ -7,6 +7,7 @@ import numpy as np
 
 import microtensor as mt
 
+from . import losses
 from .symbolic import flatten
 
 
@@ -39,7 +40,9 @@ def draw_layers(model, rankdir: str = "TB") -> graphviz.Digraph:
 def draw_model(model, x=None, y=None, level: str = "op", loss=None, **options) -> graphviz.Digraph:
     """``level="layer"``: the layer graph. ``level="op"``: the op graph of one forward pass on
     ``x`` (default: one sample of zeros shaped like the input), and of the loss if ``y`` is given.
-    ``options`` go to ``mt.draw_graph`` (max_steps, group, show_shapes, rankdir...)."""
+    ``options`` go to ``mt.draw_graph`` (max_steps, group, show_shapes, rankdir, show_values...).
+    With ``show_values=True`` and ``y``, a backward pass (keeping every gradient) runs first so
+    each node shows d loss/d node; the parameters' ``.grad`` are left as they were."""
     if level == "layer":
         return draw_layers(model, **options)
     if level != "op":
@@ -50,9 +53,14 @@ def draw_model(model, x=None, y=None, level: str = "op", loss=None, **options) -
         x = x[0] if len(x) == 1 else x
     output = model(x)
     if y is not None:
-        loss_fn = loss or getattr(model, "loss", None)
+        loss_fn = losses.get(loss) if loss is not None else getattr(model, "loss", None)
         if loss_fn is None:
             raise ValueError(f"{model.name}: draw(y=...) needs a loss: compile the model or "
                              "pass loss=")
         output = loss_fn(y, output)
+        if options.get("show_values"):
+            from .inspect import parameter_grads_restored
+            with parameter_grads_restored(model):
+                output.backward(retain_grads=True)
+                return mt.draw_graph(output, **options)
     return mt.draw_graph(output, **options)
