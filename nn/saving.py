@@ -104,7 +104,11 @@ def _build(config: dict[str, Any]) -> Model:
         cls = Layer.registry.get(entry["class"])
         if cls is None:
             raise ValueError(f"load_model: unknown layer class {entry['class']!r}")
-        layers.append(entry if cls is InputLayer else cls(**entry["config"]))
+        if cls is InputLayer:
+            layers.append(entry)
+        else:  # a wrapper (Bidirectional) rebuilds the layer nested in its config
+            make = getattr(cls, "from_config", None) or (lambda config, cls=cls: cls(**config))
+            layers.append(make(entry["config"]))
 
     results: list[Any] = []
 
