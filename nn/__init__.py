@@ -3,6 +3,8 @@
 from . import activations, initializers, losses, metrics
 from .bidirectional import Bidirectional
 from .dense import Dense
+from .dropout import Dropout
+from .embedding import Embedding
 from .gru import GRU
 from .inspect import gradient_flow, plot_gradient_flow
 from .layer import Layer, reset_names
@@ -19,4 +21,5 @@ __all__ = [
     "activations", "initializers", "load_model", "losses", "metrics", "reset_names", "set_seed",
 ]
 __all__ += ["Bidirectional", "GRU", "SimpleRNN"]
+__all__ += ["Dropout", "Embedding"]
 __all__ += ["gradient_flow", "plot_gradient_flow"]

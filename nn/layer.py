@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections import Counter
 from typing import Any
@@ -45,6 +46,11 @@ class Layer(Module):
     ``forward(x)`` (microtensor ops only), ``compute_output_shape(input_shape)``,
     and for the summary ``explain_params(input_shape)`` and ``axis_names(...)``.
     Shapes passed to ``build`` include the batch axis (``None`` when unknown).
+
+    Masks (Keras): a layer that makes one (Embedding with ``mask_zero=True``) or
+    changes it (a recurrent layer without ``return_sequences``) overrides
+    ``compute_mask``; a layer whose ``forward`` takes a ``mask=`` keyword gets
+    the mask of its input from Model/Sequential; every other layer passes it on.
     """
 
     expected_ndim: int | None = None  # rank of the input, batch axis included
@@ -90,11 +96,29 @@ class Layer(Module):
         """A note on what the output holds, for ``summary(explain=True)``."""
         return None
 
+    # -- masks --------------------------------------------------------------------------
+    def compute_mask(self, inputs, mask=None):
+        """The mask of this layer's output, (batch, timesteps) booleans or None.
+
+        By default the input's mask passes through unchanged (elementwise layers,
+        Dense on every time step, Dropout).
+        """
+        return mask
+
+    @classmethod
+    def takes_mask(cls) -> bool:
+        """True if ``forward`` accepts ``mask=`` (then Model passes the input's mask in)."""
+        return "mask" in inspect.signature(cls.forward).parameters
+
+    def convert_input(self, value) -> mt.Tensor:
+        """Data handed to the layer, as the Tensor ``forward`` expects (float by default)."""
+        return as_input(value)
+
     # -- calling ---------------------------------------------------------------------
     def __call__(self, inputs, **kwargs):
         if is_symbolic(inputs) or is_symbolic(list(kwargs.values())):
             return self._call_symbolic(inputs, kwargs)
-        inputs = map_structure(as_input, inputs)
+        inputs = map_structure(self.convert_input, inputs)
         self._ensure_built(inputs.shape)
         with mt.scope(name=self.name):
             return self.forward(inputs, **kwargs)
@@ -130,7 +154,19 @@ class Layer(Module):
 
 
 def as_input(value) -> mt.Tensor:
-    """Data given to a layer as a Tensor of the default float dtype (no copy if already one)."""
+    """Data given to a layer as a float Tensor (the default dtype; no copy if already float)."""
+    if isinstance(value, mt.Tensor):
+        if value.dtype.kind == "f":
+            return value
+        value = value.data
+    return mt.Tensor(np.asarray(value), dtype=mt.get_default_dtype())
+
+
+def as_model_input(value) -> mt.Tensor:
+    """Data given to a model: integer arrays (token indices) stay integer, the rest is float."""
     if isinstance(value, mt.Tensor):
         return value
-    return mt.Tensor(np.asarray(value), dtype=mt.get_default_dtype())
+    array = np.asarray(value)
+    if array.dtype.kind in "iu":
+        return mt.Tensor(array, dtype=array.dtype)
+    return as_input(array)

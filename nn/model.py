@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import microtensor as mt
 
-from .layer import Layer, as_input, unique_name
+from .layer import Layer, as_input, as_model_input, unique_name
 from .module import Module
 from .symbolic import Node, Shape, SymbolicTensor, flatten, map_structure
 from .training import Trainable
@@ -55,6 +55,7 @@ class Model(Trainable, Module):
         super().__init__()
         self.name = name or unique_name(type(self).__name__.lower())
         self.built = False
+        self.output_mask = None  # after a call: the mask of the output (Keras's _keras_mask)
         if inputs is not None or outputs is not None:
             self._set_graph(inputs, outputs)
 
@@ -90,22 +91,33 @@ class Model(Trainable, Module):
                        f"{', '.join(layer.name for layer in self.layers)}")
 
     def forward(self, x):
-        """Run the recorded layer calls on real data (numpy arrays or Tensors)."""
+        """Run the recorded layer calls on real data (numpy arrays or Tensors).
+
+        Masks travel alongside, as in Keras: each layer's ``compute_mask`` gives
+        the mask of its output, and a layer whose ``forward`` takes ``mask=``
+        receives the mask of its input (unless the call gave one explicitly).
+        """
         self._require_built(x)
         values: dict[int, object] = {}
+        masks: dict[int, object] = {}  # id(node) -> mask of its output(s)
         for symbolic, data in zip(flatten(self.inputs), flatten(x), strict=True):
             values[id(symbolic)] = data
         for node in self.nodes:
             if isinstance(node.layer, InputLayer):
                 symbolic = next(t for t in flatten(self.inputs) if t.node is node)
-                data = as_input(values[id(symbolic)])
+                data = as_model_input(values[id(symbolic)])
                 node.layer.check_input_shape(data.shape)
                 values[id(symbolic)] = data
                 continue
             resolve = _resolver(values)
-            result = node.layer(map_structure(resolve, node.inputs),
-                                **{k: map_structure(resolve, v) for k, v in node.kwargs.items()})
-            values[id(node)] = result
+            inputs = map_structure(resolve, node.inputs)
+            kwargs = {k: map_structure(resolve, v) for k, v in node.kwargs.items()}
+            mask = map_structure(lambda t: _mask_of(t, masks), node.inputs)
+            if _any_mask(mask) and "mask" not in kwargs and node.layer.takes_mask():
+                kwargs["mask"] = mask
+            values[id(node)] = node.layer(inputs, **kwargs)
+            masks[id(node)] = node.layer.compute_mask(inputs, mask)
+        self.output_mask = map_structure(lambda t: _mask_of(t, masks), self.outputs)
         return map_structure(lambda t: _value_of(t, values), self.outputs)
 
     def _require_built(self, x) -> None:
@@ -174,6 +186,11 @@ class Sequential(Model):
         if self._input is not None and self._stack:
             self._connect()
 
+    def _children(self) -> list[Module]:
+        # Before the first call the layers are known but not connected: model.eval() on a
+        # fresh Sequential must still reach its Dropout.
+        return super()._children() if self.built else list(self._stack)
+
     def build(self, input_shape: Shape) -> None:
         """Build for inputs of ``input_shape`` (batch axis included, e.g. (None, 50, 10))."""
         self._input = Input(tuple(input_shape)[1:])
@@ -226,6 +243,20 @@ def _value_of(symbolic: SymbolicTensor, values: dict[int, object]):
         return values[id(symbolic)]
     result = values[id(symbolic.node)]
     return result if symbolic.index is None else result[symbolic.index]
+
+
+def _mask_of(symbolic: SymbolicTensor, masks: dict[int, object]):
+    """The mask that travels with ``symbolic`` (None for model inputs and unmasked data)."""
+    if not isinstance(symbolic, SymbolicTensor):
+        return None
+    mask = masks.get(id(symbolic.node))
+    if symbolic.index is not None and isinstance(mask, list | tuple):
+        return mask[symbolic.index]
+    return None if symbolic.index is not None else mask
+
+
+def _any_mask(mask) -> bool:
+    return any(m is not None for m in flatten(mask))
 
 
 def _resolver(values: dict[int, object]):

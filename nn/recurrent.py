@@ -77,18 +77,46 @@ class Recurrent(Layer):
         projected = x.transpose(1, 0, 2) @ self.kernel
         return projected + self.bias if self.use_bias else projected
 
-    def forward(self, x: mt.Tensor, initial_state=None):
-        """x (batch, timesteps, features) -> see the class docstring."""
+    def forward(self, x: mt.Tensor, initial_state=None, mask=None):
+        """x (batch, timesteps, features) -> see the class docstring.
+
+        ``mask`` (batch, timesteps), True where a step is real data (Keras): at a
+        masked step every state keeps its previous value, so padding changes
+        nothing, and the output there is the carried h (Keras's default).
+        """
         batch, timesteps, _ = x.shape
+        keep = self._checked_mask(mask, batch, timesteps)
         projected = self.project_inputs(x)
         states = self._initial_state(batch, initial_state, x.dtype)
         hidden_states = []
         for t in range(1, timesteps + 1):  # t counts from 1: the initial state is step 0
+            keep_t = None if keep is None else keep[:, t - 1:t]  # (batch, 1)
+            if keep_t is not None and not keep_t.any():
+                hidden_states.append(states[0])  # the whole batch skips this step
+                continue
             with mt.scope(step=t):
-                states = self.cell(projected[t - 1], *states)
+                new_states = self.cell(projected[t - 1], *states)
+                if keep_t is not None and not keep_t.all():
+                    new_states = tuple(mt.where(keep_t, new, old)
+                                       for new, old in zip(new_states, states, strict=True))
+            states = new_states
             hidden_states.append(states[0])
         output = mt.stack(hidden_states, axis=1) if self.return_sequences else states[0]
         return [output, *states] if self.return_state else output
+
+    def _checked_mask(self, mask, batch: int, timesteps: int) -> np.ndarray | None:
+        if mask is None:
+            return None
+        keep = np.asarray(mask.data if isinstance(mask, mt.Tensor) else mask).astype(bool)
+        if keep.shape != (batch, timesteps):
+            raise ValueError(f"{self.name} ({type(self).__name__}): mask must have shape "
+                             f"(batch, timesteps) = {(batch, timesteps)}, got {keep.shape}")
+        return keep
+
+    def compute_mask(self, inputs, mask=None):
+        """The mask goes on with the sequence (return_sequences=True); one vector has none."""
+        output_mask = mask if self.return_sequences else None
+        return [output_mask, *[None] * len(self.state_names)] if self.return_state else output_mask
 
     def cell(self, x_projected: mt.Tensor, *states: mt.Tensor) -> tuple[mt.Tensor, ...]:
         """One time step: (x_t @ kernel + bias, previous states) -> new states, h first."""

@@ -1,0 +1,52 @@
+"""Dropout: in training, zero a random fraction of the inputs and scale up the rest."""
+
+from __future__ import annotations
+
+import microtensor as mt
+
+from . import seeding
+from .layer import Layer
+from .symbolic import Shape
+
+
+class Dropout(Layer):
+    """Inverted dropout, as Keras and PyTorch: each value is zeroed with probability
+    ``rate`` and the kept ones are multiplied by 1 / (1 - rate), so the expected
+    output equals the input and nothing changes at inference.
+
+    Active only in training mode: ``fit`` (and ``model.train()``) switch it on,
+    ``predict``/``evaluate`` (and ``model.eval()``) off; ``training=`` in a call
+    overrides the mode. The random mask comes from ``nn.set_seed``'s generator.
+    It is a product with a constant array, so gradients are zero where dropped.
+    Any shape in, the same shape out; no parameters.
+    """
+
+    def __init__(self, rate: float, name: str | None = None):
+        super().__init__(name)
+        if not 0.0 <= float(rate) < 1.0:
+            raise ValueError(f"{self.name} (Dropout): rate is the fraction of inputs to drop, "
+                             f"in [0, 1), got {rate!r}")
+        self.rate = float(rate)
+
+    def forward(self, x: mt.Tensor, training: bool | None = None) -> mt.Tensor:
+        """x (any shape) -> same shape."""
+        active = self.training if training is None else training
+        if not active or self.rate == 0.0:
+            return x
+        keep = seeding.rng().random(x.shape) >= self.rate
+        scale = keep.astype(x.dtype) / x.dtype.type(1.0 - self.rate)
+        return x * scale
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "rate": self.rate}
+
+    def output_axes(self, output_shape: Shape) -> tuple[str, ...]:
+        middle = ("timesteps",) * (len(output_shape) - 2)
+        return ("batch", *middle, "features")
+
+    def describe_output(self) -> str:
+        return (f"the input with a random {self.rate:.0%} of values zeroed during training and "
+                f"the rest scaled by 1/(1 - {self.rate:g}); unchanged in predict/evaluate")
