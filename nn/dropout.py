@@ -48,5 +48,5 @@ class Dropout(Layer):
         return ("batch", *middle, "features")
 
     def describe_output(self) -> str:
-        return (f"the input with a random {self.rate:.0%} of values zeroed during training and "
-                f"the rest scaled by 1/(1 - {self.rate:g}); unchanged in predict/evaluate")
+        return (f"in training a random {self.rate:.0%} of values zeroed, the rest × "
+                f"1/(1 - {self.rate:g}); predict/evaluate: unchanged")
