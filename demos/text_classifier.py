@@ -13,7 +13,10 @@ mask_zero=True makes index 0 padding: the GRU leaves its state unchanged at
 padded steps, so a padded string gets the same answer as the string alone.
 SimpleRNN and LSTM are then trained the same way for a comparison table.
 
-    python demos/text_classifier.py       # about a minute and a half on 2 CPU cores; ~99% (GRU)
+    python demos/text_classifier.py       # under a minute on 2 CPU cores
+
+Measured (seeds 0 and 1): GRU 100% / 99.7% test accuracy, LSTM 100%, SimpleRNN
+73-75%: without gates it does not keep the depth count over 20 steps.
 """
 
 from __future__ import annotations
