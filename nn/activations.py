@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 import microtensor as mt
 
+from .registry import lookup, name_in
+
 Activation = Callable[[mt.Tensor], mt.Tensor]
 
 
@@ -20,19 +22,8 @@ _BY_NAME: dict[str, Activation] = {
 
 
 def get(activation: str | Activation | None) -> Activation:
-    if activation is None:
-        return linear
-    if callable(activation):
-        return activation
-    try:
-        return _BY_NAME[activation]
-    except KeyError:
-        raise ValueError(f"unknown activation {activation!r}; known: "
-                         f"{', '.join(_BY_NAME)}") from None
+    return linear if activation is None else lookup("activation", _BY_NAME, activation)
 
 
 def name_of(activation: Activation) -> str:
-    for name, fn in _BY_NAME.items():
-        if fn is activation:
-            return name
-    return getattr(activation, "__name__", "custom")
+    return name_in(_BY_NAME, activation)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .registry import lookup
 from .seeding import rng
 
 Initializer = Callable[[tuple[int, ...]], np.ndarray]
@@ -51,10 +52,4 @@ _BY_NAME: dict[str, Initializer] = {
 
 
 def get(initializer: str | Initializer) -> Initializer:
-    if callable(initializer):
-        return initializer
-    try:
-        return _BY_NAME[initializer]
-    except KeyError:
-        raise ValueError(f"unknown initializer {initializer!r}; known: "
-                         f"{', '.join(sorted(_BY_NAME))}") from None
+    return lookup("initializer", _BY_NAME, initializer)

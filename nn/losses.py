@@ -11,6 +11,8 @@ import numpy as np
 
 import microtensor as mt
 
+from .registry import lookup, name_in
+
 EPSILON = 1e-7  # Keras's backend epsilon: probabilities are clipped to [EPSILON, 1 - EPSILON]
 
 Loss = Callable[..., mt.Tensor]
@@ -104,16 +106,8 @@ _BY_NAME: dict[str, Loss] = {
 
 
 def get(loss: str | Loss) -> Loss:
-    if callable(loss):
-        return loss
-    try:
-        return _BY_NAME[loss]
-    except KeyError:
-        raise ValueError(f"unknown loss {loss!r}; known: {', '.join(_BY_NAME)}") from None
+    return lookup("loss", _BY_NAME, loss)
 
 
 def name_of(loss: Loss) -> str:
-    for name, fn in _BY_NAME.items():
-        if fn is loss:
-            return name
-    return getattr(loss, "__name__", "custom")
+    return name_in(_BY_NAME, loss)

@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .registry import lookup
+
 Metric = Callable[[np.ndarray, np.ndarray], float]
 
 
@@ -45,8 +47,4 @@ def get(metric: str | Metric, loss_name: str) -> tuple[str, Metric]:
         return getattr(metric, "__name__", "metric"), metric
     if metric in ("accuracy", "acc"):
         return "accuracy", _ACCURACY_FOR_LOSS.get(loss_name, binary_accuracy)
-    try:
-        return metric, _BY_NAME[metric]
-    except KeyError:
-        raise ValueError(f"unknown metric {metric!r}; known: accuracy, "
-                         f"{', '.join(_BY_NAME)}") from None
+    return metric, lookup("metric", _BY_NAME, metric)
