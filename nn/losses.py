@@ -33,8 +33,23 @@ def _check_same_shape(name: str, y_true: mt.Tensor, y_pred: mt.Tensor) -> mt.Ten
                      f"{y_pred.shape}; they must match")
 
 
-def binary_crossentropy(y_true, y_pred: mt.Tensor, from_logits: bool = False) -> mt.Tensor:
-    """-(y log p + (1 - y) log(1 - p)), mean over the last axis, then over the batch.
+def _mean(per_position: mt.Tensor, mask=None) -> mt.Tensor:
+    """The mean over samples (and time steps); with a ``mask`` of the same shape only the
+    positions where it is True count, as Keras does for masked (padded) sequences."""
+    if mask is None:
+        return per_position.mean()
+    weights = np.asarray(mask.data if isinstance(mask, mt.Tensor) else mask,
+                         dtype=per_position.dtype)
+    if weights.shape != per_position.shape:
+        raise ValueError(f"loss: mask has shape {weights.shape} but the loss has one value per "
+                         f"position of shape {per_position.shape}")
+    return (per_position * weights).sum() / max(float(weights.sum()), 1.0)
+
+
+def binary_crossentropy(y_true, y_pred: mt.Tensor, from_logits: bool = False,
+                        mask=None) -> mt.Tensor:
+    """-(y log p + (1 - y) log(1 - p)), mean over the last axis, then over the batch
+    (and over unmasked time steps only, given a ``mask`` (batch, timesteps)).
 
     Probabilities are clipped to [1e-7, 1 - 1e-7] (a sure wrong answer costs
     16.118, not infinity); with ``from_logits=True`` it is computed exactly and
@@ -51,11 +66,11 @@ def binary_crossentropy(y_true, y_pred: mt.Tensor, from_logits: bool = False) ->
         else:
             p = mt.clip(y_pred, EPSILON, 1 - EPSILON)
             per_element = -(y * mt.log(p) + (1 - y) * mt.log(1 - p))
-        return per_element.mean(axis=-1).mean()
+        return _mean(per_element.mean(axis=-1), mask)
 
 
 def categorical_crossentropy(y_true, y_pred: mt.Tensor, from_logits: bool = False,
-                             axis: int = -1) -> mt.Tensor:
+                             axis: int = -1, mask=None) -> mt.Tensor:
     """-sum(y · log p) over the class axis, mean over the batch. y_true is one-hot.
 
     Probabilities are renormalised to sum to 1, then clipped, as Keras does.
@@ -67,11 +82,11 @@ def categorical_crossentropy(y_true, y_pred: mt.Tensor, from_logits: bool = Fals
         else:
             p = y_pred / y_pred.sum(axis=axis, keepdims=True)
             log_p = mt.log(mt.clip(p, EPSILON, 1 - EPSILON))
-        return (-(y * log_p).sum(axis=axis)).mean()
+        return _mean(-(y * log_p).sum(axis=axis), mask)
 
 
 def sparse_categorical_crossentropy(y_true, y_pred: mt.Tensor, from_logits: bool = False,
-                                    axis: int = -1) -> mt.Tensor:
+                                    axis: int = -1, mask=None) -> mt.Tensor:
     """Categorical crossentropy with integer class labels (batch,) or (batch, 1)."""
     labels = np.asarray(y_true.data if isinstance(y_true, mt.Tensor) else y_true)
     classes = y_pred.shape[axis]
@@ -85,14 +100,14 @@ def sparse_categorical_crossentropy(y_true, y_pred: mt.Tensor, from_logits: bool
         raise ValueError(f"sparse_categorical_crossentropy: labels must be integers in "
                          f"[0, {classes}), got values from {labels.min()} to {labels.max()}")
     one_hot = np.eye(classes, dtype=y_pred.dtype)[labels.astype(int)]
-    return categorical_crossentropy(one_hot, y_pred, from_logits=from_logits)
+    return categorical_crossentropy(one_hot, y_pred, from_logits=from_logits, mask=mask)
 
 
-def mean_squared_error(y_true, y_pred: mt.Tensor) -> mt.Tensor:
+def mean_squared_error(y_true, y_pred: mt.Tensor, mask=None) -> mt.Tensor:
     """mean((y - p)^2) over the last axis, then over the batch."""
     with mt.scope(name="loss"):
         y = _check_same_shape("mse", _target(y_true, y_pred), y_pred)
-        return ((y_pred - y) ** 2).mean(axis=-1).mean()
+        return _mean(((y_pred - y) ** 2).mean(axis=-1), mask)
 
 
 mse = mean_squared_error

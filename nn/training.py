@@ -160,7 +160,7 @@ class Trainable:
     def _train_step(self, x_batch, y_batch, epoch: int, batch: int) -> dict[str, float]:
         where = f"at epoch {epoch + 1}, batch {batch + 1}"
         prediction = self(x_batch)
-        loss = self.loss(y_batch, prediction)
+        loss = self._loss_of(y_batch, prediction, self.output_mask)
         if not np.isfinite(loss.item()):
             raise _diverged(f"the loss became {loss.item()} {where}")
         self.optimizer.zero_grad()
@@ -192,28 +192,39 @@ class Trainable:
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
+    def _loss_of(self, y, prediction: mt.Tensor, mask) -> mt.Tensor:
+        """The compiled loss; a masked output (padded sequences) counts unmasked steps only."""
+        return self.loss(y, prediction) if mask is None else self.loss(y, prediction, mask=mask)
+
     def _evaluate_logs(self, x, y, batch_size: int) -> dict[str, float]:
-        prediction = self.predict(x, batch_size=batch_size)
+        prediction, mask = self._predict_with_mask(x, batch_size)
         with mt.no_grad():
-            # Every loss is a mean over samples, so one call over all predictions
-            # equals the batch-size-weighted mean of per-batch losses.
-            logs = {"loss": self.loss(y, mt.Tensor(prediction, dtype=prediction.dtype)).item()}
+            # Every loss is a mean over samples (or unmasked steps), so one call over all
+            # predictions equals the weighted mean of per-batch losses.
+            tensor = mt.Tensor(prediction, dtype=prediction.dtype)
+            logs = {"loss": self._loss_of(y, tensor, mask).item()}
         for name, metric in self.compiled_metrics:
             logs[name] = metric(y, prediction)
         return logs
 
     def predict(self, x, batch_size: int = 32, verbose: int = 0) -> np.ndarray:
         """Outputs for ``x`` as a numpy array, computed in batches without a graph."""
+        return self._predict_with_mask(x, batch_size)[0]
+
+    def _predict_with_mask(self, x, batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
         x = np.asarray(x.data if isinstance(x, mt.Tensor) else x)
         was_training = self.training
         self.eval()
+        outputs, masks = [], []
         try:
             with mt.no_grad():
-                parts = [self(x[begin:begin + batch_size]).data
-                         for begin in range(0, len(x), batch_size)]
+                for begin in range(0, len(x), batch_size):
+                    outputs.append(self(x[begin:begin + batch_size]).data)
+                    masks.append(self.output_mask)
         finally:
             self.train(was_training)
-        return np.concatenate(parts, axis=0)
+        mask = None if any(m is None for m in masks) else np.concatenate(masks, axis=0)
+        return np.concatenate(outputs, axis=0), mask
 
     # -- input checks ---------------------------------------------------------------------
     def _require_compiled(self, what: str) -> None:
