@@ -270,13 +270,19 @@ def topological_order(root: Tensor) -> list[Tensor]:
 
 
 def as_tensor(value, like: Tensor | None = None) -> Tensor:
-    """``value`` as a Tensor; Python scalars and arrays take ``like``'s dtype.
+    """``value`` as a Tensor; Python scalars and arrays take a floating ``like``'s dtype.
 
-    So ``x * 0.5`` or ``1 - x`` keep float32 tensors float32.
+    So ``x * 0.5`` or ``1 - x`` keep float32 tensors float32. Next to an integer
+    tensor numpy's promotion decides (``int_tensor * 0.5`` is not truncated).
     """
     if isinstance(value, Tensor):
         return value
     out = Tensor.__new__(Tensor)
-    dtype = like.data.dtype if like is not None else state.default_dtype
+    if like is None:
+        dtype = state.default_dtype
+    elif like.data.dtype.kind == "f":
+        dtype = like.data.dtype
+    else:
+        dtype = np.result_type(like.data, value)
     out._init_leaf(np.asarray(value, dtype=dtype), False, None)
     return out

@@ -21,6 +21,8 @@ class Dropout(Layer):
     Any shape in, the same shape out; no parameters.
     """
 
+    last_axis = "features"
+
     def __init__(self, rate: float, name: str | None = None):
         super().__init__(name)
         if not 0.0 <= float(rate) < 1.0:
@@ -42,10 +44,6 @@ class Dropout(Layer):
 
     def get_config(self) -> dict:
         return {"name": self.name, "rate": self.rate}
-
-    def output_axes(self, output_shape: Shape) -> tuple[str, ...]:
-        middle = ("timesteps",) * (len(output_shape) - 2)
-        return ("batch", *middle, "features")
 
     def describe_output(self) -> str:
         return (f"in training a random {self.rate:.0%} of values zeroed, the rest × "

@@ -32,6 +32,8 @@ class Embedding(Layer):
     ``input_dim`` must be the vocabulary size + 1.
     """
 
+    last_axis = "output_dim"
+
     def __init__(self, input_dim: int, output_dim: int, mask_zero: bool = False,
                  embeddings_initializer="uniform", name: str | None = None):
         super().__init__(name)
@@ -91,10 +93,6 @@ class Embedding(Layer):
     def explain_params(self, input_shape: Shape) -> str:
         return (f"{counted(self.input_dim, 'token')} × {counted(self.output_dim, 'dimension')} "
                 f"= {self.input_dim * self.output_dim:,}")
-
-    def output_axes(self, output_shape: Shape) -> tuple[str, ...]:
-        middle = ("timesteps",) * (len(output_shape) - 2)
-        return ("batch", *middle, "output_dim")
 
     def describe_output(self) -> str | None:
         lookup = "one learned vector per token"

@@ -67,11 +67,9 @@ class GRU(Recurrent):
         self.reset_after = reset_after
         self._z, self._r, self._h = (self.gate_slice(k) for k in range(3))
 
-    def build(self, input_shape: Shape) -> None:
-        super().build(input_shape)
-        if self.use_bias and self.reset_after:
-            # Replaces the base's (3·units,) bias: one row for the inputs, one for h.
-            self.bias = self.add_weight("bias", (2, 3 * self.units), self.bias_initializer)
+    def bias_shape(self) -> tuple[int, ...]:
+        # reset_after keeps two biases: one row for the inputs, one for h.
+        return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
 
     def project_inputs(self, x: mt.Tensor) -> mt.Tensor:
         """x (batch, timesteps, features) -> x_t @ kernel + bias[0] for every t,

@@ -58,7 +58,9 @@ class Layer(Module):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        Layer.registry[cls.__name__] = cls
+        # The first class of a name keeps it: a user's `class Dense(nn.Dense)` elsewhere
+        # must not change what nn.load_model builds from a saved "Dense".
+        Layer.registry.setdefault(cls.__name__, cls)
 
     def __init__(self, name: str | None = None):
         super().__init__()
@@ -87,10 +89,12 @@ class Layer(Module):
         """How the parameter count arises, in words (for ``summary(explain=True)``)."""
         return None
 
+    last_axis = "units"  # what the output's last axis counts, for summary(explain=True)
+
     def output_axes(self, output_shape: Shape) -> tuple[str, ...]:
         """What each axis of the output means, for ``summary(explain=True)``."""
         middle = ("timesteps",) * (len(output_shape) - 2)
-        return ("batch", *middle, "units")
+        return ("batch", *middle, self.last_axis)
 
     def describe_output(self) -> str | None:
         """A note on what the output holds, for ``summary(explain=True)``."""

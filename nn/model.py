@@ -15,6 +15,8 @@ from .training import Trainable
 class InputLayer(Layer):
     """Where data enters a functional model; no weights (the summary's 0-parameter row)."""
 
+    last_axis = "features"
+
     def __init__(self, shape: Shape, name: str | None = None):
         super().__init__(name or unique_name("input_layer"))
         self.input_shape = (None, *shape)
@@ -33,10 +35,6 @@ class InputLayer(Layer):
 
     def get_config(self) -> dict:
         return {"name": self.name, "shape": list(self.input_shape[1:])}
-
-    def output_axes(self, output_shape: Shape) -> tuple[str, ...]:
-        middle = ("timesteps",) * (len(output_shape) - 2)
-        return ("batch", *middle, "features")
 
 
 def Input(shape: Sequence[int | None], name: str | None = None) -> SymbolicTensor:  # noqa: N802
@@ -64,12 +62,17 @@ class Model(Trainable, Module):
             if not isinstance(t, SymbolicTensor):
                 raise TypeError(f"{self.name}: inputs and outputs must come from nn.Input and "
                                 f"layer calls on it, got {type(t).__name__}")
-        self.inputs, self.outputs = inputs, outputs
-        self.nodes = _nodes_between(inputs, outputs)
-        self.layers: list[Layer] = []
-        for node in self.nodes:
-            if all(node.layer is not layer for layer in self.layers):
-                self.layers.append(node.layer)
+        nodes = _nodes_between(inputs, outputs)
+        layers: list[Layer] = []
+        for node in nodes:
+            if all(node.layer is not layer for layer in layers):
+                layers.append(node.layer)
+        names = [layer.name for layer in layers]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"{self.name}: layer names must be unique (weights are saved by "
+                             f"name), but {', '.join(map(repr, repeated))} is used more than once")
+        self.inputs, self.outputs, self.nodes, self.layers = inputs, outputs, nodes, layers
         self.built = True
 
     def _children(self) -> list[Module]:
@@ -202,9 +205,14 @@ class Sequential(Model):
             x = layer(x)
         self._set_graph(self._input, x)
 
+    def build_for_data(self, shape: Shape) -> None:
+        """Build from the first data seen: only the last (feature) axis is fixed, so the
+        same model later takes sequences of any length, as the layers allow."""
+        self.build((None, *[None] * (len(shape) - 2), shape[-1]))
+
     def forward(self, x):
         if not self.built:
-            self.build((None, *as_input(x).shape[1:]))
+            self.build_for_data(as_input(x).shape)
         return super().forward(x)
 
     @property

@@ -75,16 +75,26 @@ class Module:
         if len(weights) != len(params):
             raise ValueError(f"{self._label()}: set_weights got {len(weights)} arrays but it "
                              f"has {len(params)} weights ({', '.join(n for n, _ in params)})")
-        arrays = [np.asarray(w) for w in weights]
-        for (name, param), array in zip(params, arrays, strict=True):
+        arrays = []
+        for (name, param), weight in zip(params, weights, strict=True):
+            try:
+                array = np.asarray(weight, dtype=param.dtype)
+            except (TypeError, ValueError):
+                raise ValueError(f"{self._label()}: weight {name}: can't convert "
+                                 f"{np.asarray(weight).dtype} values to {param.dtype}") from None
             if array.shape != param.shape:
                 raise ValueError(f"{self._label()}: weight {name} has shape {param.shape}, "
                                  f"got an array of shape {array.shape}")
-        for (_, param), array in zip(params, arrays, strict=True):
+            arrays.append(array)
+        for (_, param), array in zip(params, arrays, strict=True):  # all checked: now assign
             param.data[...] = array
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {name: param.data.copy() for name, param in self.named_parameters()}
+        state = {name: param.data.copy() for name, param in self.named_parameters()}
+        if len(state) != len(self.parameters()):
+            raise ValueError(f"{self._label()}: two weights share a name; give layers "
+                             "unique names")
+        return state
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """Load weights by name. Missing, unexpected or misshapen entries raise; nothing changes."""

@@ -69,7 +69,10 @@ class Recurrent(Layer):
         self.recurrent_kernel = self.add_weight("recurrent_kernel", (self.units, width),
                                                 self.recurrent_initializer)
         if self.use_bias:
-            self.bias = self.add_weight("bias", (width,), self.bias_initializer)
+            self.bias = self.add_weight("bias", self.bias_shape(), self.bias_initializer)
+
+    def bias_shape(self) -> tuple[int, ...]:
+        return (self.gate_count * self.units,)
 
     def project_inputs(self, x: mt.Tensor) -> mt.Tensor:
         """x_t @ kernel + bias for every t in one product; time-major, so step t is one block.

@@ -83,8 +83,12 @@ class Trainable:
         A Sequential model without ``nn.Input`` has no weights until its first
         call, so then this waits until ``fit`` has built it.
         """
-        if self.built and getattr(self.optimizer, "params", None) is None:
+        held = getattr(self.optimizer, "params", None)
+        if self.built and held is None:
             self.optimizer.attach(self.parameters())
+        elif held and self.built and not {id(p) for p in held} & {id(p) for p in self.parameters()}:
+            raise ValueError(f"{self.name}: compile got an optimizer that already updates another "
+                             "model's parameters; make a new optimizer for this model")
 
     # -- fit --------------------------------------------------------------------------
     def fit(self, x, y, batch_size: int = 32, epochs: int = 1, validation_split: float = 0.0,
@@ -246,7 +250,7 @@ class Trainable:
             bad = tuple(np.argwhere(~np.isfinite(y))[0].tolist())
             raise ValueError(f"{what}: y contains NaN or inf (first at index {bad})")
         if not self.built:
-            self.build((None, *x.shape[1:]))
+            self.build_for_data(x.shape)
         expected = self.input_shape
         if len(x.shape) != len(expected) or any(
                 want is not None and got != want for got, want in zip(x.shape, expected,
