@@ -73,7 +73,7 @@ def plot_history(histories: dict, path: str, title: str) -> str:
 
 def render_graph(graph, path_without_suffix: str) -> str:
     """Render a Digraph to SVG; without Graphviz's `dot`, write the DOT text instead."""
-    from microtensor.graph import GraphvizNotFoundError
+    from microtensor import GraphvizNotFoundError
 
     try:
         return graph.render(path_without_suffix, format="svg", cleanup=True)

@@ -9,7 +9,7 @@ in feature 1; the label is 1 when the feature-0 spike comes first. A Dense
 model on the time-averaged features sees both spikes but not their order, so
 it stays near chance: that is why the LSTM is there.
 
-    python demos/seed_model.py            # about two minutes on 2 CPU cores
+    python demos/seed_model.py            # about 30 seconds on 2 CPU cores
 """
 
 from __future__ import annotations

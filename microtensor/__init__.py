@@ -10,7 +10,7 @@ from .context import (
 )
 from .functional import log_softmax, logsumexp, softmax
 from .gradcheck import GradcheckError, gradcheck
-from .graph import draw_graph
+from .graph import GraphvizNotFoundError, draw_graph
 from .ops import (
     clip,
     concatenate,
@@ -32,5 +32,6 @@ __all__ = [
     "get_default_dtype", "gradcheck", "is_grad_enabled", "log", "log_softmax", "logsumexp",
     "matmul", "maximum", "no_grad", "relu", "scope", "set_default_dtype", "sigmoid", "softmax",
     "stack", "tanh", "topological_order", "unbroadcast", "where", "draw_graph",
+    "GraphvizNotFoundError",
 ]
 __version__ = "0.1.0"

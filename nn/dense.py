@@ -5,7 +5,7 @@ from __future__ import annotations
 import microtensor as mt
 
 from . import activations
-from .layer import Layer, counted
+from .layer import Layer, counted, positive_int
 from .symbolic import Shape
 
 
@@ -20,9 +20,7 @@ class Dense(Layer):
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  name: str | None = None):
         super().__init__(name)
-        if int(units) <= 0:
-            raise ValueError(f"Dense: units must be a positive integer, got {units!r}")
-        self.units = int(units)
+        self.units = positive_int(self, "units", units)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
         self.kernel_initializer = kernel_initializer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import numbers
 import re
 from collections import Counter
 from typing import Any
@@ -33,6 +34,14 @@ def reset_names() -> None:
 def counted(number: int, noun: str, plural: str | None = None) -> str:
     """"1 unit", "128 units": for the sentences of summary(explain=True)."""
     return f"{number} {noun}" if number == 1 else f"{number} {plural or noun + 's'}"
+
+
+def positive_int(layer, argument: str, value) -> int:
+    """``value`` as an int, or an error naming the layer: Dense(2.7) must not become Dense(2)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(f"{layer.name} ({type(layer).__name__}): {argument} must be a positive "
+                         f"integer, got {value!r}")
+    return int(value)
 
 
 def snake_case(name: str) -> str:

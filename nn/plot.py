@@ -49,7 +49,9 @@ def draw_model(model, x=None, y=None, level: str = "op", loss=None, **options) -
         raise ValueError(f"{model.name}: draw(level=...) takes 'layer' or 'op', got {level!r}")
     if x is None:
         shapes = [t.shape for t in flatten(model.inputs)]
-        x = [np.zeros((1, *s[1:]), dtype=mt.get_default_dtype()) for s in shapes]
+        # One sample of zeros; an axis of any length (None) gets 3 steps.
+        x = [np.zeros((1, *(3 if n is None else n for n in s[1:])),
+                      dtype=mt.get_default_dtype()) for s in shapes]
         x = x[0] if len(x) == 1 else x
     output = model(x)
     if y is not None:

@@ -12,7 +12,7 @@ import numpy as np
 import microtensor as mt
 
 from . import activations
-from .layer import Layer, as_input
+from .layer import Layer, as_input, positive_int
 from .symbolic import Shape
 
 
@@ -31,10 +31,7 @@ class Recurrent(Layer):
                  bias_initializer="zeros", return_sequences: bool = False,
                  return_state: bool = False, name: str | None = None):
         super().__init__(name)
-        if int(units) <= 0:
-            raise ValueError(f"{type(self).__name__}: units must be a positive integer, "
-                             f"got {units!r}")
-        self.units = int(units)
+        self.units = positive_int(self, "units", units)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
         self.kernel_initializer = kernel_initializer

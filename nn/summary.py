@@ -86,8 +86,9 @@ def summary_lines(model: Model, explain: bool = False, line_length: int | None =
         lines.append(("=" if k == len(nodes) - 1 else "_") * line_length)
 
     total = model.count_params()
-    lines += [f"Total params: {total:,}", f"Trainable params: {total:,}",
-              "Non-trainable params: 0", "_" * line_length]
+    trainable = sum(p.size for p in model.parameters() if p.requires_grad)
+    lines += [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+              f"Non-trainable params: {total - trainable:,}", "_" * line_length]
     if explain:
         lines.append("None is the batch axis: any number of samples fits there.")
     return lines

@@ -100,6 +100,9 @@ class Trainable:
         shuffling), as Keras does. Same seed (``nn.set_seed`` or ``seed=``), same run.
         """
         self._require_compiled("fit")
+        _check_batch_size("fit", batch_size)
+        if int(epochs) != epochs or epochs < 0:
+            raise ValueError(f"fit: epochs must be a whole number >= 0, got {epochs!r}")
         x, y = self._checked_data("fit", x, y)
         self._attach_parameters()
         if not 0.0 <= validation_split < 1.0:
@@ -140,7 +143,8 @@ class Trainable:
         totals: dict[str, float] = {}
         seen = 0
         bar = tqdm(total=len(batches), desc=f"Epoch {epoch + 1}/{epochs}", unit="batch",
-                   disable=verbose != 1, leave=False, file=sys.stdout, dynamic_ncols=True)
+                   disable=verbose != 1, leave=False, file=sys.stdout, dynamic_ncols=True,
+                   mininterval=0.5)  # fewer frames when stdout is a log file
         for number, begin in enumerate(batches):
             index = order[begin:begin + batch_size]
             values = self.train_step(x[index], y[index], epoch=epoch, batch=number)
@@ -216,7 +220,10 @@ class Trainable:
         return self._predict_with_mask(x, batch_size)[0]
 
     def _predict_with_mask(self, x, batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
-        x = np.asarray(x.data if isinstance(x, mt.Tensor) else x)
+        _check_batch_size("predict", batch_size)
+        x = _single_input(self, "predict", x)
+        if len(x) == 0:
+            raise ValueError(f"{self.name}: predict got no samples (x has shape {x.shape})")
         was_training = self.training
         self.eval()
         outputs, masks = [], []
@@ -237,7 +244,7 @@ class Trainable:
 
     def _checked_data(self, what: str, x, y) -> tuple[np.ndarray, np.ndarray]:
         """Validate before any weight changes: lengths, NaNs, feature size, label values."""
-        x = np.asarray(x.data if isinstance(x, mt.Tensor) else x, dtype=mt.get_default_dtype())
+        x = _single_input(self, what, x).astype(mt.get_default_dtype(), copy=False)
         y = np.asarray(y.data if isinstance(y, mt.Tensor) else y)
         if len(x) != len(y):
             raise ValueError(f"{what}: x has {len(x)} samples but y has {len(y)}")
@@ -269,3 +276,16 @@ def _diverged(what: str) -> FloatingPointError:
     return FloatingPointError(
         f"fit: {what}; the weights from before this step are kept. Try a lower learning rate "
         "(e.g. optim.Adam(lr=1e-4)) or gradient clipping.")
+
+
+def _check_batch_size(what: str, batch_size: int) -> None:
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"{what}: batch_size must be a whole number >= 1, got {batch_size!r}")
+
+
+def _single_input(model, what: str, x) -> np.ndarray:
+    """x as one array: fit/evaluate/predict take models with one input."""
+    if isinstance(x, list | tuple) and x and isinstance(x[0], np.ndarray | mt.Tensor):
+        raise ValueError(f"{model.name}: {what} takes one input array, got a list of {len(x)}; "
+                         "for a model with several inputs call model([x1, x2]) directly")
+    return np.asarray(x.data if isinstance(x, mt.Tensor) else x)

@@ -41,6 +41,17 @@ def dot_binary():
     return path
 
 
+@pytest.fixture
+def matplotlib():
+    """matplotlib (the demos extra); skips locally, fails under CI, if missing."""
+    try:
+        import matplotlib as matplotlib_module
+    except ImportError:
+        matplotlib_module = None
+    _need(matplotlib_module is not None, "matplotlib")
+    return matplotlib_module
+
+
 @pytest.fixture(autouse=True)
 def _fresh_state():
     """Every test starts from float32 default, grad enabled, no scope."""

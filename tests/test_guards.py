@@ -1,0 +1,108 @@
+"""Edge cases a careful library gets right: nothing half-applied, nothing silently wrong."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import microtensor as mt
+import nn
+import optim
+
+
+def small_model(name_a: str = "a", name_b: str = "b") -> nn.Model:
+    inp = nn.Input(shape=(4, 3))
+    return nn.Model(inp, nn.Dense(1, name=name_b)(nn.LSTM(2, name=name_a)(inp)))
+
+
+def test_set_weights_with_an_unconvertible_array_changes_nothing():
+    model = small_model()
+    before = model.get_weights()
+    bad = [w + 1 for w in before]
+    bad[-1] = np.full(before[-1].shape, "x")
+    with pytest.raises(ValueError, match="weight b/bias: can't convert"):
+        model.set_weights(bad)
+    for got, want in zip(model.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_two_layers_with_one_name_are_refused():
+    inp = nn.Input(shape=(3,))
+    twice = nn.Dense(3, name="d")(nn.Dense(3, name="d")(inp))
+    with pytest.raises(ValueError, match="layer names must be unique.*'d'"):
+        nn.Model(inp, twice)
+
+
+def test_a_float_scalar_does_not_truncate_an_integer_tensor():
+    ints = mt.Tensor([1, 2], dtype=np.int64)
+    np.testing.assert_array_equal((ints * 0.5).data, [0.5, 1.0])
+    np.testing.assert_array_equal((ints + 1).data, [2, 3])
+    assert (ints + 1).dtype == np.int64
+    assert (mt.Tensor([1.0, 2.0]) * 0.5).dtype == np.float32
+
+
+def test_a_user_class_named_like_a_builtin_does_not_change_loading(tmp_path):
+    model = small_model()
+    path = tmp_path / "m.npz"
+    model.save(path)
+
+    class Dense(nn.Dense):  # noqa: F841 - defining it is the test
+        def forward(self, x):
+            raise AssertionError("the user's class must not be used by load_model")
+
+    loaded = nn.load_model(path)
+    x = np.ones((2, 4, 3), dtype=np.float32)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
+def test_a_sequential_built_from_data_takes_other_sequence_lengths():
+    model = nn.Sequential([nn.LSTM(3), nn.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(np.ones((8, 6, 2)), np.zeros((8, 1)), epochs=1, verbose=0)
+    assert model.predict(np.ones((2, 9, 2))).shape == (2, 1)
+    with pytest.raises(ValueError, match=r"expects .*\(None, None, 2\)"):
+        model.predict(np.ones((2, 9, 5)))
+
+
+def test_an_optimizer_holding_another_models_weights_is_refused():
+    first, second = small_model("a1", "b1"), small_model("a2", "b2")
+    opt = optim.Adam(lr=0.1)
+    first.compile(optimizer=opt, loss="mse")
+    with pytest.raises(ValueError, match="already updates another model's parameters"):
+        second.compile(optimizer=opt, loss="mse")
+
+
+def test_sigmoid_is_exact_in_float32_far_into_the_negative_side():
+    x = mt.Tensor([-20.0, -40.0, -88.0], dtype=np.float32)
+    want = 1 / (1 + np.exp(np.array([20.0, 40.0, 88.0])))  # float64 by hand
+    np.testing.assert_allclose(mt.sigmoid(x).data, want, rtol=1e-6)
+
+
+def test_summary_counts_frozen_weights_as_non_trainable():
+    model = small_model()
+    model.get_layer("b").kernel.requires_grad = False  # 2 weights frozen
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert "Total params: 51" in lines  # LSTM 4·2·(3 + 2 + 1) = 48, Dense 2·1 + 1 = 3
+    assert "Trainable params: 49" in lines
+    assert "Non-trainable params: 2" in lines
+
+
+def test_draw_works_for_inputs_of_any_length():
+    inp = nn.Input(shape=(None, 2))
+    model = nn.Model(inp, nn.LSTM(2, name="lstm")(inp))
+    assert "lstm · t=3" in model.draw().source
+
+
+def test_fit_and_predict_name_what_is_wrong_with_their_arguments():
+    model = small_model()
+    model.compile(optimizer="adam", loss="mse")
+    x, y = np.ones((4, 4, 3)), np.zeros((4, 1))
+    with pytest.raises(ValueError, match="batch_size must be a whole number >= 1, got 0"):
+        model.fit(x, y, batch_size=0, verbose=0)
+    with pytest.raises(ValueError, match="predict got no samples"):
+        model.predict(np.ones((0, 4, 3)))
+    with pytest.raises(ValueError, match="takes one input array, got a list of 2"):
+        model.predict([x, x])
+    with pytest.raises(ValueError, match=r"units must be a positive integer, got 2\.7"):
+        nn.Dense(2.7)
