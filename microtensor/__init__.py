@@ -1,5 +1,6 @@
 """microtensor: a small, readable reverse-mode autograd on numpy."""
 
+from . import operators  # noqa: F401  (gives Tensor its operators and methods)
 from .context import (
     enable_grad,
     get_default_dtype,
@@ -11,20 +12,8 @@ from .context import (
 from .functional import log_softmax, logsumexp, softmax
 from .gradcheck import GradcheckError, gradcheck
 from .graph import GraphvizNotFoundError, draw_graph
-from .ops import (
-    clip,
-    concatenate,
-    exp,
-    log,
-    matmul,
-    maximum,
-    relu,
-    sigmoid,
-    stack,
-    tanh,
-    unbroadcast,
-    where,
-)
+from .ops import clip, exp, log, matmul, maximum, relu, sigmoid, tanh, unbroadcast, where
+from .shape_ops import concatenate, stack
 from .tensor import ShapeError, Tensor, topological_order
 
 __all__ = [

@@ -1,6 +1,7 @@
 """The Tensor: a numpy array that remembers how it was made, and backward().
 
-Every op (see ``ops.py``) builds its result with ``Tensor._from_op`` and hands
+Every op (``ops.py``, ``shape_ops.py``; ``operators.py`` maps ``+``, ``@``,
+``x[i]``, ``x.sum()`` ... to them) builds its result with ``Tensor._from_op`` and hands
 it a small ``backward(grad)`` closure that pushes the output's gradient into
 the op's inputs. ``Tensor.backward`` walks the recorded graph in reverse
 topological order, iteratively, so a 100,000-step chain needs no recursion.
