@@ -213,8 +213,15 @@ def time_ms(fn: Callable[[], object]) -> float:
     return (time.perf_counter() - start) * 1e3
 
 
-def measure(models: dict, batch_sizes: list[int], rounds: int) -> dict[tuple[str, str], list]:
-    """ms per round for each (implementation, column); one sample of each per round, interleaved."""
+def measure(models: dict, batch_sizes: list[int], rounds: int,
+            pause: float) -> dict[tuple[str, str], list]:
+    """ms per round for each (implementation, column); one sample of each per round, interleaved.
+
+    Each timed call waits ``pause`` seconds first. OpenBLAS's idle worker threads keep
+    spinning for a while after numpy's last matmul (and torch's OpenMP threads after
+    torch's), so without the pause the next implementation shares the cores with the
+    previous one's spinning threads: measured up to 3x slower on 2 cores.
+    """
     data = {b: make_data(b, seed=b) for b in batch_sizes}
     x_predict = make_data(PREDICT_BATCH, seed=1)[0]
     tasks = []  # (name, column, thunk)
@@ -229,6 +236,7 @@ def measure(models: dict, batch_sizes: list[int], rounds: int) -> dict[tuple[str
     for r in range(rounds):  # rotate which implementation goes first
         shift = (r % len(models)) * per_model
         for name, column, thunk in tasks[shift:] + tasks[:shift]:
+            time.sleep(pause)
             samples[name, column].append(time_ms(thunk))
     return samples
 
@@ -274,6 +282,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=15, help="timed rounds (default 15)")
     parser.add_argument("--batch-sizes", default="32,256", help="comma-separated (default 32,256)")
     parser.add_argument("--quick", action="store_true", help="3 rounds: a smoke run")
+    parser.add_argument("--pause", type=float, default=0.2,
+                        help="seconds of idle before each timed call (default 0.2; see measure)")
     parser.add_argument("--no-torch", action="store_true", help="leave out the torch rows")
     args = parser.parse_args(argv)
     rounds = 3 if args.quick else args.rounds
@@ -285,8 +295,9 @@ def main(argv: list[str] | None = None) -> None:
 
     weights = seed_weights(np.random.default_rng(1), FEATURES, dtype=np.float32)
     models = {name: factory(weights) for name, factory in factories.items()}
-    print(f"\ntiming: float32, {rounds} rounds, medians; T={TIMESTEPS}, features={FEATURES}")
-    samples = measure(models, batch_sizes, rounds)
+    print(f"\ntiming: float32, {rounds} rounds, {args.pause} s pause before each timed call; "
+          f"T={TIMESTEPS}, features={FEATURES}")
+    samples = measure(models, batch_sizes, rounds, args.pause)
     columns = [f"step B={b}" for b in batch_sizes] + [f"predict B={PREDICT_BATCH}"]
     print_table(samples, list(models), columns)
 
