@@ -3,6 +3,7 @@ failure, not a skip: the cross-checks must really run there."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 
@@ -22,15 +23,19 @@ def _need(available: bool, what: str) -> None:
     pytest.skip(f"{what} is not installed")
 
 
+def _import_or_need(name: str):
+    try:
+        module = importlib.import_module(name)
+    except ImportError:
+        module = None
+    _need(module is not None, name)
+    return module
+
+
 @pytest.fixture
 def torch():
     """The torch module (float64 cross-checks); skips locally, fails under CI, if missing."""
-    try:
-        import torch as torch_module
-    except ImportError:
-        torch_module = None
-    _need(torch_module is not None, "torch")
-    return torch_module
+    return _import_or_need("torch")
 
 
 @pytest.fixture
@@ -44,12 +49,7 @@ def dot_binary():
 @pytest.fixture
 def matplotlib():
     """matplotlib (the demos extra); skips locally, fails under CI, if missing."""
-    try:
-        import matplotlib as matplotlib_module
-    except ImportError:
-        matplotlib_module = None
-    _need(matplotlib_module is not None, "matplotlib")
-    return matplotlib_module
+    return _import_or_need("matplotlib")
 
 
 @pytest.fixture(autouse=True)
