@@ -7,7 +7,7 @@ Kept in one small module so the hot path reads plain module attributes.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 import numpy as np
 
@@ -32,12 +32,12 @@ def _grad_mode(enabled: bool) -> Iterator[None]:
         state.grad_enabled = previous
 
 
-def no_grad():
+def no_grad() -> AbstractContextManager[None]:
     """Inside this block no graph is recorded: results have requires_grad=False."""
     return _grad_mode(False)
 
 
-def enable_grad():
+def enable_grad() -> AbstractContextManager[None]:
     """Record the graph again, e.g. inside a no_grad block."""
     return _grad_mode(True)
 
