@@ -104,8 +104,7 @@ def test_a_model_without_recurrent_layers_is_refused():
         nn.gradient_flow(model, np.ones((3, 4)), np.ones((3, 2)), loss="mse")
 
 
-def test_plot_gradient_flow_writes_a_log_scale_png(tmp_path):
-    pytest.importorskip("matplotlib")
+def test_plot_gradient_flow_writes_a_log_scale_png(tmp_path, matplotlib):
     path = tmp_path / "flow.png"
     ax = nn.plot_gradient_flow({"a": np.array([1e-6, 1e-3, 1.0]), "b": np.ones(3)}, path=str(path))
     assert ax.get_yscale() == "log"
@@ -113,9 +112,8 @@ def test_plot_gradient_flow_writes_a_log_scale_png(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_vanishing_gradients_demo_runs_and_writes_its_plot(tmp_path):
+def test_vanishing_gradients_demo_runs_and_writes_its_plot(tmp_path, matplotlib):
     """The demo end to end, as a user runs it, with tiny settings."""
-    pytest.importorskip("matplotlib")
     root = Path(__file__).resolve().parent.parent
     env = dict(os.environ, PYTHONPATH=str(root), MPLBACKEND="Agg")
     result = subprocess.run(
