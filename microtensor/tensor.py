@@ -43,6 +43,9 @@ class Tensor:
     def __init__(self, data, requires_grad: bool = False, dtype=None, name: str | None = None):
         if isinstance(data, Tensor):
             data = data.data
+        elif isinstance(data, list | tuple) and any(isinstance(d, Tensor) for d in data):
+            raise TypeError("Tensor: got a list of Tensors; use mt.stack(tensors) to join them "
+                            "(it keeps the graph), or pass their .data")
         dtype = state.default_dtype if dtype is None else np.dtype(dtype)
         if requires_grad and dtype.kind != "f":
             raise TypeError(f"Tensor: only floating tensors can require grad, got {dtype}")
@@ -245,6 +248,9 @@ class Tensor:
                 node._backward(node.grad)
                 if not (node._retain_grad or retain_grads):
                     node.grad = None
+                elif not node._grad_owned:  # may be shared or a read-only broadcast view
+                    node.grad = np.array(node.grad)
+                    node._grad_owned = True
             for node in order:
                 if node._products is not None:
                     node._flush_products()
