@@ -15,6 +15,7 @@ import numpy as np
 from .tensor import ShapeError, Tensor, as_tensor
 
 Axis = int | tuple[int, ...] | None
+Operand = Tensor | np.ndarray | float  # plain numbers and arrays take the tensor's dtype
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -30,7 +31,7 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return grad
 
 
-def _pair(a, b) -> tuple[Tensor, Tensor]:
+def _pair(a: Operand, b: Operand) -> tuple[Tensor, Tensor]:
     """Both operands as Tensors; a Python scalar or array takes the other's dtype."""
     if not isinstance(a, Tensor):
         return as_tensor(a, b), b
@@ -39,7 +40,7 @@ def _pair(a, b) -> tuple[Tensor, Tensor]:
     return a, b
 
 
-def _broadcast(op: str, fn, a: Tensor, b: Tensor) -> np.ndarray:
+def _broadcast(op: str, fn: np.ufunc, a: Tensor, b: Tensor) -> np.ndarray:
     try:
         return fn(a.data, b.data)
     except ValueError:
@@ -50,10 +51,10 @@ def _broadcast(op: str, fn, a: Tensor, b: Tensor) -> np.ndarray:
 
 # -- elementwise arithmetic ------------------------------------------------------
 
-def add(a, b) -> Tensor:
+def add(a: Operand, b: Operand) -> Tensor:
     a, b = _pair(a, b)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> None:
         if a.requires_grad:
             a._accumulate(unbroadcast(g, a.data.shape))
         if b.requires_grad:
@@ -61,10 +62,10 @@ def add(a, b) -> Tensor:
     return Tensor._from_op(_broadcast("add", np.add, a, b), "add", (a, b), backward)
 
 
-def sub(a, b) -> Tensor:
+def sub(a: Operand, b: Operand) -> Tensor:
     a, b = _pair(a, b)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> None:
         if a.requires_grad:
             a._accumulate(unbroadcast(g, a.data.shape))
         if b.requires_grad:
@@ -72,10 +73,10 @@ def sub(a, b) -> Tensor:
     return Tensor._from_op(_broadcast("sub", np.subtract, a, b), "sub", (a, b), backward)
 
 
-def mul(a, b) -> Tensor:
+def mul(a: Operand, b: Operand) -> Tensor:
     a, b = _pair(a, b)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> None:
         if a.requires_grad:
             a._accumulate(unbroadcast(g * b.data, a.data.shape))
         if b.requires_grad:
@@ -83,11 +84,11 @@ def mul(a, b) -> Tensor:
     return Tensor._from_op(_broadcast("mul", np.multiply, a, b), "mul", (a, b), backward)
 
 
-def div(a, b) -> Tensor:
+def div(a: Operand, b: Operand) -> Tensor:
     a, b = _pair(a, b)
     out = _broadcast("div", np.true_divide, a, b)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> None:
         g_over_b = g / b.data
         if a.requires_grad:
             a._accumulate(unbroadcast(g_over_b, a.data.shape))
@@ -97,7 +98,7 @@ def div(a, b) -> Tensor:
 
 
 def neg(a: Tensor) -> Tensor:
-    def backward(g):
+    def backward(g: np.ndarray) -> None:
         a._accumulate(-g)
     return Tensor._from_op(-a.data, "neg", (a,), backward)
 
@@ -107,17 +108,17 @@ def power(a: Tensor, exponent: float) -> Tensor:
     if not isinstance(exponent, numbers.Real):
         raise TypeError(f"pow: only a scalar exponent is supported, got {type(exponent).__name__}")
 
-    def backward(g):
+    def backward(g: np.ndarray) -> None:
         a._accumulate(g * (exponent * a.data ** (exponent - 1)))
     return Tensor._from_op(a.data ** exponent, "pow", (a,), backward)
 
 
-def maximum(a, b) -> Tensor:
+def maximum(a: Operand, b: Operand) -> Tensor:
     """Elementwise max; where the two are equal each gets half the gradient (as torch)."""
     a, b = _pair(a, b)
     out = _broadcast("maximum", np.maximum, a, b)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> None:
         share_a = (a.data > b.data) + 0.5 * (a.data == b.data)
         if a.requires_grad:
             a._accumulate(unbroadcast(g * share_a.astype(g.dtype), a.data.shape))
@@ -126,7 +127,7 @@ def maximum(a, b) -> Tensor:
     return Tensor._from_op(out, "maximum", (a, b), backward)
 
 
-def where(condition, a, b) -> Tensor:
+def where(condition, a: Operand, b: Operand) -> Tensor:
     """``a`` where ``condition`` holds, else ``b`` (condition is a plain boolean array)."""
     condition = np.asarray(condition.data if isinstance(condition, Tensor) else condition,
                            dtype=bool)
@@ -137,7 +138,7 @@ def where(condition, a, b) -> Tensor:
         raise ShapeError(f"where: condition {condition.shape}, a {a.shape} and b {b.shape} "
                          "can't be broadcast together") from None
 
-    def backward(g):
+    def backward(g: np.ndarray) -> None:
         zero = np.zeros((), dtype=g.dtype)
         if a.requires_grad:
             a._accumulate(unbroadcast(np.where(condition, g, zero), a.data.shape))
@@ -148,7 +149,7 @@ def where(condition, a, b) -> Tensor:
 
 def clip(a: Tensor, low: float, high: float) -> Tensor:
     """Clamp into [low, high]; the gradient passes where the input was inside (as torch)."""
-    def backward(g):
+    def backward(g: np.ndarray) -> None:
         a._accumulate(g * ((a.data >= low) & (a.data <= high)))
     return Tensor._from_op(np.clip(a.data, low, high), "clip", (a,), backward)
 
@@ -158,13 +159,13 @@ def clip(a: Tensor, low: float, high: float) -> Tensor:
 def exp(a: Tensor) -> Tensor:
     out = np.exp(a.data)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> None:
         a._accumulate(g * out)
     return Tensor._from_op(out, "exp", (a,), backward)
 
 
 def log(a: Tensor) -> Tensor:
-    def backward(g):
+    def backward(g: np.ndarray) -> None:
         a._accumulate(g / a.data)
     return Tensor._from_op(np.log(a.data), "log", (a,), backward)
 
@@ -179,7 +180,7 @@ def sigmoid(a: Tensor) -> Tensor:
     out += 1
     np.reciprocal(out, out=out)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> None:
         grad = 1 - out
         grad *= out
         grad *= g
@@ -190,7 +191,7 @@ def sigmoid(a: Tensor) -> Tensor:
 def tanh(a: Tensor) -> Tensor:
     out = np.tanh(a.data)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> None:
         grad = np.asarray(out * out)  # an array even for 0-D, so it can be updated in place
         np.subtract(1, grad, out=grad)
         grad *= g
@@ -199,7 +200,7 @@ def tanh(a: Tensor) -> Tensor:
 
 
 def relu(a: Tensor) -> Tensor:
-    def backward(g):
+    def backward(g: np.ndarray) -> None:
         a._accumulate(g * (a.data > 0))
     return Tensor._from_op(np.maximum(a.data, 0), "relu", (a,), backward)
 
@@ -213,7 +214,7 @@ def _fold_matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return x @ w
 
 
-def matmul(a, b) -> Tensor:
+def matmul(a: Operand, b: Operand) -> Tensor:
     """``a @ b`` with numpy's rules (1-D operands are promoted, batch axes broadcast)."""
     a, b = _pair(a, b)
     if a.ndim == 0 or b.ndim == 0:
@@ -229,7 +230,7 @@ def matmul(a, b) -> Tensor:
         raise ShapeError(f"matmul: batch axes of shapes {a.shape} and {b.shape} "
                          "can't be broadcast together") from None
 
-    def backward(g):
+    def backward(g: np.ndarray) -> None:
         x, w = a.data, b.data
         # Promote 1-D operands as matmul did, so one formula serves every rank.
         if w.ndim == 1:
@@ -268,7 +269,7 @@ def _expand_reduced(g: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.
 def sum(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     axes = _axes(axis, a.ndim, "sum")
 
-    def backward(g):
+    def backward(g: np.ndarray) -> None:
         a._accumulate(np.broadcast_to(_expand_reduced(g, axes, keepdims), a.data.shape))
     out = np.sum(a.data, axis=axes, keepdims=keepdims)
     return Tensor._from_op(np.asarray(out), "sum", (a,), backward)
@@ -287,7 +288,7 @@ def max(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa
         raise ShapeError(f"max: empty tensor of shape {a.shape} has no maximum")
     kept = np.max(a.data, axis=axes, keepdims=True)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> None:
         winners = a.data == kept
         share = winners / winners.sum(axis=axes, keepdims=True)
         a._accumulate(_expand_reduced(g, axes, keepdims) * share.astype(g.dtype))

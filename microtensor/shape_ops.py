@@ -5,12 +5,14 @@ Same rules as ``ops.py``: an op and its gradient side by side.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from .tensor import ShapeError, Tensor, as_tensor
 
 
-def reshape(a: Tensor, *shape) -> Tensor:
+def reshape(a: Tensor, *shape: int | tuple[int, ...]) -> Tensor:
     if len(shape) == 1 and isinstance(shape[0], tuple | list):
         shape = tuple(shape[0])
     try:
@@ -19,12 +21,12 @@ def reshape(a: Tensor, *shape) -> Tensor:
         raise ShapeError(f"reshape: cannot reshape shape {a.shape} ({a.size} elements) "
                          f"into {tuple(shape)}") from None
 
-    def backward(g):
+    def backward(g: np.ndarray) -> None:
         a._accumulate(g.reshape(a.data.shape))
     return Tensor._from_op(out, "reshape", (a,), backward)
 
 
-def transpose(a: Tensor, *axes) -> Tensor:
+def transpose(a: Tensor, *axes: int | tuple[int, ...]) -> Tensor:
     if len(axes) == 1 and isinstance(axes[0], tuple | list):
         axes = tuple(axes[0])
     axes = axes or tuple(reversed(range(a.ndim)))
@@ -33,7 +35,7 @@ def transpose(a: Tensor, *axes) -> Tensor:
                          f"tensor's axes (shape {a.shape})")
     inverse = np.argsort([ax % a.ndim for ax in axes])
 
-    def backward(g):
+    def backward(g: np.ndarray) -> None:
         a._accumulate(g.transpose(inverse))
     return Tensor._from_op(a.data.transpose(axes), "transpose", (a,), backward)
 
@@ -45,7 +47,7 @@ def _as_array_index(part):
     return part.data if isinstance(part, Tensor) else np.asarray(part)
 
 
-def getitem(a: Tensor, index) -> Tensor:
+def getitem(a: Tensor, index: object) -> Tensor:
     """``a[index]`` with slices, integers, ``None``, ``...`` and integer/bool arrays."""
     # Advanced (array) indexing copies and may repeat elements: its gradient needs np.add.at.
     # Basic indexing (slices, integers) is the common case inside time loops: keep it cheap.
@@ -67,7 +69,7 @@ def getitem(a: Tensor, index) -> Tensor:
     except IndexError as err:
         raise IndexError(f"getitem: index {index!r} doesn't fit shape {a.shape}: {err}") from None
 
-    def backward(g):
+    def backward(g: np.ndarray) -> None:
         a._accumulate_at(index, g, advanced)
     return Tensor._from_op(out, "getitem", (a,), backward)
 
@@ -91,13 +93,13 @@ def _check_joinable(op: str, tensors, axis: int, same_shape: bool) -> None:
             raise ShapeError(f"{op}: shapes {first} and {t.shape} differ; expected {expected}")
 
 
-def concatenate(tensors, axis: int = 0) -> Tensor:
+def concatenate(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     tensors = tuple(as_tensor(t) for t in tensors)
     _check_joinable("concatenate", tensors, axis, same_shape=False)
     axis = axis % tensors[0].ndim
     bounds = np.cumsum([0] + [t.shape[axis] for t in tensors])
 
-    def backward(g):
+    def backward(g: np.ndarray) -> None:
         for t, start, stop in zip(tensors, bounds[:-1], bounds[1:], strict=True):
             if t.requires_grad:
                 t._accumulate(g[(slice(None),) * axis + (slice(start, stop),)])
@@ -105,12 +107,12 @@ def concatenate(tensors, axis: int = 0) -> Tensor:
     return Tensor._from_op(out, "concatenate", tensors, backward)
 
 
-def stack(tensors, axis: int = 0) -> Tensor:
+def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     tensors = tuple(as_tensor(t) for t in tensors)
     _check_joinable("stack", tensors, axis, same_shape=True)
     axis = axis % (tensors[0].ndim + 1)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> None:
         for i, t in enumerate(tensors):
             if t.requires_grad:
                 t._accumulate(g[(slice(None),) * axis + (i,)])

@@ -41,6 +41,9 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+Data = np.ndarray | mt.Tensor  # a batch of samples: the first axis counts them
+
+
 class History:
     """What ``fit`` returns: ``history`` maps "loss", metrics and "val_..." to per-epoch lists."""
 
@@ -65,7 +68,9 @@ class Trainable:
     loss = None
     compiled_metrics: list[tuple[str, metric_functions.Metric]] = []
 
-    def compile(self, optimizer="adam", loss="binary_crossentropy", metrics=None) -> None:
+    def compile(self, optimizer: str | object = "adam",
+                loss: str | losses.Loss = "binary_crossentropy",
+                metrics: list | None = None) -> None:
         """Choose the optimizer (name or ``optim`` object), the loss and the metrics."""
         import optim  # nn meets optim only here
 
@@ -91,8 +96,9 @@ class Trainable:
                              "model's parameters; make a new optimizer for this model")
 
     # -- fit --------------------------------------------------------------------------
-    def fit(self, x, y, batch_size: int = 32, epochs: int = 1, validation_split: float = 0.0,
-            validation_data=None, shuffle: bool = True, verbose: int = 1,
+    def fit(self, x: Data, y: Data, batch_size: int = 32, epochs: int = 1,
+            validation_split: float = 0.0, validation_data: tuple[Data, Data] | None = None,
+            shuffle: bool = True, verbose: int = 1,
             seed: int | None = None) -> History:
         """Train for ``epochs`` passes over (x, y) in mini-batches; returns a ``History``.
 
@@ -156,7 +162,8 @@ class Trainable:
         bar.close()
         return {k: v / seen for k, v in totals.items()}
 
-    def train_step(self, x_batch, y_batch, epoch: int = 0, batch: int = 0) -> dict[str, float]:
+    def train_step(self, x_batch: Data, y_batch: Data, epoch: int = 0,
+                   batch: int = 0) -> dict[str, float]:
         """One optimisation step on one batch; returns the batch's loss and metrics.
 
         If the loss, a gradient or an updated weight is NaN or inf, raises
@@ -190,7 +197,8 @@ class Trainable:
         return values
 
     # -- evaluate / predict -------------------------------------------------------------
-    def evaluate(self, x, y, batch_size: int = 32, verbose: int = 0):
+    def evaluate(self, x: Data, y: Data, batch_size: int = 32,
+                 verbose: int = 0) -> float | list[float]:
         """Loss (and metrics) on (x, y) without training: ``loss`` or ``[loss, *metrics]``."""
         self._require_compiled("evaluate")
         x, y = self._checked_data("evaluate", x, y)
@@ -215,7 +223,7 @@ class Trainable:
             logs[name] = metric(y, prediction)
         return logs
 
-    def predict(self, x, batch_size: int = 32, verbose: int = 0) -> np.ndarray:
+    def predict(self, x: Data, batch_size: int = 32, verbose: int = 0) -> np.ndarray:
         """Outputs for ``x`` as a numpy array, computed in batches without a graph."""
         return self._predict_with_mask(x, batch_size)[0]
 
