@@ -13,10 +13,10 @@ mask_zero=True makes index 0 padding: the GRU leaves its state unchanged at
 padded steps, so a padded string gets the same answer as the string alone.
 SimpleRNN and LSTM are then trained the same way for a comparison table.
 
-    python demos/text_classifier.py       # under a minute on 2 CPU cores
+    python demos/text_classifier.py       # about 10 seconds on 2 CPU cores
 
-Measured (seeds 0 and 1): GRU 100% / 99.7% test accuracy, LSTM 100%, SimpleRNN
-73-75%: without gates it does not keep the depth count over 20 steps.
+Measured with the defaults (seed 0): GRU 100% test accuracy, LSTM 100%, SimpleRNN
+80%: without gates it does not keep the depth count over 20 steps.
 """
 
 from __future__ import annotations
