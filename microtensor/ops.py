@@ -278,6 +278,8 @@ def sum(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa
 def mean(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
     axes = _axes(axis, a.ndim, "mean")
     count = int(np.prod([a.shape[ax] for ax in axes]))  # 1 for a 0-D tensor
+    if count == 0:
+        raise ShapeError(f"mean: the axes {axes} of shape {a.shape} hold no elements")
     return mul(sum(a, axes, keepdims), 1.0 / count)
 
 

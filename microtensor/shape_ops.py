@@ -43,8 +43,12 @@ def transpose(a: Tensor, *axes: int | tuple[int, ...]) -> Tensor:
 _ARRAY_INDEX = (np.ndarray, list, Tensor)
 
 
-def _as_array_index(part):
-    return part.data if isinstance(part, Tensor) else np.asarray(part)
+def _as_array_index(part: object) -> np.ndarray:
+    index = part.data if isinstance(part, Tensor) else np.asarray(part)
+    if index.dtype.kind == "f":
+        raise IndexError(f"getitem: an index array must hold integers or booleans, got "
+                         f"{index.dtype} (Tensors are float by default: pass dtype=np.int64)")
+    return index
 
 
 def getitem(a: Tensor, index: object) -> Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import microtensor as mt
 
 from . import activations
-from .layer import Layer, counted, positive_int
+from .layer import Layer, checked_initializer, counted, positive_int
 from .symbolic import Shape
 
 
@@ -23,8 +23,8 @@ class Dense(Layer):
         self.units = positive_int(self, "units", units)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
+        self.kernel_initializer = checked_initializer(self, kernel_initializer)
+        self.bias_initializer = checked_initializer(self, bias_initializer)
 
     def check_input_shape(self, shape: Shape) -> None:
         if len(shape) < 2:

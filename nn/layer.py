@@ -44,6 +44,16 @@ def positive_int(layer, argument: str, value) -> int:
     return int(value)
 
 
+def checked_initializer(layer, initializer):
+    """``initializer`` unchanged, once known to exist: a typo fails when the layer is made,
+    naming the layer, not at its first call."""
+    try:
+        initializers.get(initializer)
+    except ValueError as err:
+        raise ValueError(f"{layer.name} ({type(layer).__name__}): {err}") from None
+    return initializer
+
+
 def snake_case(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 

@@ -12,7 +12,7 @@ import numpy as np
 import microtensor as mt
 
 from . import activations
-from .layer import Layer, as_input, positive_int
+from .layer import Layer, as_input, checked_initializer, positive_int
 from .symbolic import Shape
 
 
@@ -34,9 +34,9 @@ class Recurrent(Layer):
         self.units = positive_int(self, "units", units)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
-        self.kernel_initializer = kernel_initializer
-        self.recurrent_initializer = recurrent_initializer
-        self.bias_initializer = bias_initializer
+        self.kernel_initializer = checked_initializer(self, kernel_initializer)
+        self.recurrent_initializer = checked_initializer(self, recurrent_initializer)
+        self.bias_initializer = checked_initializer(self, bias_initializer)
         self.return_sequences = return_sequences
         self.return_state = return_state
 

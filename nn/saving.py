@@ -138,8 +138,8 @@ def load_model(path: str | os.PathLike) -> Model:
     """A model saved with ``model.save(path)``: same architecture, same weights, same outputs."""
     config, arrays = _read(path)
     previous = mt.get_default_dtype()
-    mt.set_default_dtype(config.get("dtype", "float32"))
     try:
+        mt.set_default_dtype(config.get("dtype", "float32"))
         model = _build(config)
     except (KeyError, IndexError, TypeError, AttributeError) as err:
         raise ValueError(f"load_model: {os.fspath(path)!r} has a damaged architecture record "

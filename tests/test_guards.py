@@ -106,3 +106,32 @@ def test_fit_and_predict_name_what_is_wrong_with_their_arguments():
         model.predict([x, x])
     with pytest.raises(ValueError, match=r"units must be a positive integer, got 2\.7"):
         nn.Dense(2.7)
+
+
+def test_more_mistakes_are_named_where_they_happen(tmp_path):
+    with pytest.raises(ValueError, match=r"dense_typo \(Dense\): unknown initializer 'glorot'"):
+        nn.Dense(2, kernel_initializer="glorot", name="dense_typo")
+    with pytest.raises(mt.ShapeError, match="mean: .* hold no elements"):
+        mt.Tensor(np.ones((0, 3))).mean()
+    with pytest.raises(IndexError, match="must hold integers or booleans, got float32"):
+        mt.Tensor(np.ones((4, 2)))[mt.Tensor([0, 1])]
+    np.testing.assert_array_equal(
+        mt.Tensor(np.arange(8.0).reshape(4, 2))[mt.Tensor([3, 0], dtype=np.int64)].data,
+        [[6.0, 7.0], [0.0, 1.0]])
+
+
+def test_a_saved_file_with_a_bad_dtype_record_is_a_clear_error(tmp_path):
+    import json
+
+    model = small_model()
+    path = tmp_path / "m.npz"
+    model.save(path)
+    with np.load(path) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    config = json.loads(arrays["__config__"].tobytes().decode())
+    config["dtype"] = "int32"
+    arrays["__config__"] = np.frombuffer(json.dumps(config).encode(), dtype=np.uint8)
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match="damaged architecture record"):
+        nn.load_model(tmp_path / "bad.npz")
+    assert mt.get_default_dtype() == np.float32
