@@ -21,6 +21,7 @@ import microtensor as mt
 from . import losses
 from . import metrics as metric_functions
 from .seeding import rng
+from .symbolic import flatten
 
 
 @contextmanager
@@ -113,23 +114,25 @@ class Trainable:
         self._attach_parameters()
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}")
+        samples = len(y)
         if validation_data is None and validation_split > 0:
-            split = int(len(x) * (1 - validation_split))
-            if split == 0 or split == len(x):
-                raise ValueError(f"fit: validation_split={validation_split} of {len(x)} samples "
+            split = int(samples * (1 - validation_split))
+            if split == 0 or split == samples:
+                raise ValueError(f"fit: validation_split={validation_split} of {samples} samples "
                                  "leaves no training or no validation data")
-            x, y, validation_data = x[:split], y[:split], (x[split:], y[split:])
+            validation_data = (_rows(x, slice(split, None)), y[split:])
+            x, y = _rows(x, slice(None, split)), y[:split]
         if validation_data is not None:
             validation_data = self._checked_data("fit (validation_data)", *validation_data)
         generator = np.random.default_rng(seed) if seed is not None else rng()
 
         history = History()
-        history.params = {"epochs": epochs, "batch_size": batch_size, "samples": len(x)}
+        history.params = {"epochs": epochs, "batch_size": batch_size, "samples": len(y)}
         was_training = self.training
         self.train()
         try:
             for epoch in range(epochs):
-                order = generator.permutation(len(x)) if shuffle else np.arange(len(x))
+                order = generator.permutation(len(y)) if shuffle else np.arange(len(y))
                 start = time.perf_counter()
                 logs = self._train_epoch(x, y, order, batch_size, epoch, epochs, verbose)
                 if validation_data is not None:
@@ -145,7 +148,7 @@ class Trainable:
         return history
 
     def _train_epoch(self, x, y, order, batch_size, epoch, epochs, verbose) -> dict[str, float]:
-        batches = range(0, len(x), batch_size)
+        batches = range(0, len(y), batch_size)
         totals: dict[str, float] = {}
         seen = 0
         bar = tqdm(total=len(batches), desc=f"Epoch {epoch + 1}/{epochs}", unit="batch",
@@ -153,7 +156,7 @@ class Trainable:
                    mininterval=0.5)  # fewer frames when stdout is a log file
         for number, begin in enumerate(batches):
             index = order[begin:begin + batch_size]
-            values = self.train_step(x[index], y[index], epoch=epoch, batch=number)
+            values = self.train_step(_rows(x, index), y[index], epoch=epoch, batch=number)
             seen += len(index)
             for key, value in values.items():
                 totals[key] = totals.get(key, 0.0) + value * len(index)
@@ -229,16 +232,18 @@ class Trainable:
 
     def _predict_with_mask(self, x, batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
         _check_batch_size("predict", batch_size)
-        x = _single_input(self, "predict", x)
-        if len(x) == 0:
-            raise ValueError(f"{self.name}: predict got no samples (x has shape {x.shape})")
+        x = _model_inputs(self, "predict", x)
+        samples = len(_first(x))
+        if samples == 0:
+            raise ValueError(f"{self.name}: predict got no samples (x has shape "
+                             f"{_first(x).shape})")
         was_training = self.training
         self.eval()
         outputs, masks = [], []
         try:
             with mt.no_grad():
-                for begin in range(0, len(x), batch_size):
-                    outputs.append(self(x[begin:begin + batch_size]).data)
+                for begin in range(0, samples, batch_size):
+                    outputs.append(self(_rows(x, slice(begin, begin + batch_size))).data)
                     masks.append(self.output_mask)
         finally:
             self.train(was_training)
@@ -250,28 +255,36 @@ class Trainable:
         if self.optimizer is None or self.loss is None:
             raise RuntimeError(f"{what}: call model.compile(optimizer=..., loss=...) first")
 
-    def _checked_data(self, what: str, x, y) -> tuple[np.ndarray, np.ndarray]:
-        """Validate before any weight changes: lengths, NaNs, feature size, label values."""
-        x = _single_input(self, what, x).astype(mt.get_default_dtype(), copy=False)
+    def _checked_data(self, what: str, x, y) -> tuple[np.ndarray | list, np.ndarray]:
+        """Validate before any weight changes: lengths, NaNs, feature size, label values.
+
+        x is one array, or a list of arrays for a model with several inputs.
+        """
+        x = _model_inputs(self, what, x)
+        arrays = x if isinstance(x, list) else [x]
+        arrays = [a.astype(mt.get_default_dtype(), copy=False) for a in arrays]
+        x = arrays if isinstance(x, list) else arrays[0]
         y = np.asarray(y.data if isinstance(y, mt.Tensor) else y)
-        if len(x) != len(y):
-            raise ValueError(f"{what}: x has {len(x)} samples but y has {len(y)}")
-        if len(x) == 0:
+        for array in arrays:
+            if len(array) != len(y):
+                raise ValueError(f"{what}: x has {len(array)} samples but y has {len(y)}")
+            if not np.all(np.isfinite(array)):
+                bad = tuple(np.argwhere(~np.isfinite(array))[0].tolist())
+                raise ValueError(f"{what}: x contains NaN or inf (first at index {bad})")
+        if len(y) == 0:
             raise ValueError(f"{what}: got no samples")
-        if not np.all(np.isfinite(x)):
-            bad = tuple(np.argwhere(~np.isfinite(x))[0].tolist())
-            raise ValueError(f"{what}: x contains NaN or inf (first at index {bad})")
         if np.issubdtype(y.dtype, np.number) and not np.all(np.isfinite(y)):
             bad = tuple(np.argwhere(~np.isfinite(y))[0].tolist())
             raise ValueError(f"{what}: y contains NaN or inf (first at index {bad})")
         if not self.built:
-            self.build_for_data(x.shape)
-        expected = self.input_shape
-        if len(x.shape) != len(expected) or any(
-                want is not None and got != want for got, want in zip(x.shape, expected,
-                                                                       strict=True)):
-            raise ValueError(f"{what}: x has shape {x.shape} but the model expects "
-                             f"{expected} (None = any size)")
+            self.build_for_data(arrays[0].shape)
+        expected_shapes = self.input_shape if isinstance(x, list) else [self.input_shape]
+        for array, expected in zip(arrays, expected_shapes, strict=True):
+            if len(array.shape) != len(expected) or any(
+                    want is not None and got != want
+                    for got, want in zip(array.shape, expected, strict=True)):
+                raise ValueError(f"{what}: x has shape {array.shape} but the model expects "
+                                 f"{expected} (None = any size)")
         if self.loss is losses.binary_crossentropy and not np.all((y == 0) | (y == 1)):
             odd = y[(y != 0) & (y != 1)].ravel()[0].item()  # a plain number in the message
             raise ValueError(f"{what}: binary_crossentropy needs labels 0 or 1, got {odd!r}; "
@@ -291,9 +304,28 @@ def _check_batch_size(what: str, batch_size: int) -> None:
         raise ValueError(f"{what}: batch_size must be a whole number >= 1, got {batch_size!r}")
 
 
-def _single_input(model, what: str, x) -> np.ndarray:
-    """x as one array: fit/evaluate/predict take models with one input."""
-    if isinstance(x, list | tuple) and x and isinstance(x[0], np.ndarray | mt.Tensor):
-        raise ValueError(f"{model.name}: {what} takes one input array, got a list of {len(x)}; "
-                         "for a model with several inputs call model([x1, x2]) directly")
+def _as_array(x) -> np.ndarray:
     return np.asarray(x.data if isinstance(x, mt.Tensor) else x)
+
+
+def _model_inputs(model, what: str, x) -> np.ndarray | list[np.ndarray]:
+    """One array for a one-input model; a list of arrays, one per nn.Input, otherwise."""
+    expected = len(flatten(model.inputs)) if model.built else 1
+    several = isinstance(x, list | tuple) and x and isinstance(x[0], np.ndarray | mt.Tensor)
+    if expected == 1 and not several:
+        return _as_array(x)
+    if not several or len(x) != expected:
+        given = f"a list of {len(x)} arrays" if several else "one array"
+        raise ValueError(f"{model.name}: {what} needs {expected} input array(s), one per "
+                         f"nn.Input, got {given}")
+    arrays = [_as_array(part) for part in x]
+    return arrays[0] if expected == 1 else arrays
+
+
+def _rows(x: np.ndarray | list[np.ndarray], index) -> np.ndarray | list[np.ndarray]:
+    """The samples ``index`` of one input array, or of each of several."""
+    return [part[index] for part in x] if isinstance(x, list) else x[index]
+
+
+def _first(x: np.ndarray | list[np.ndarray]) -> np.ndarray:
+    return x[0] if isinstance(x, list) else x

@@ -102,7 +102,8 @@ def test_fit_and_predict_name_what_is_wrong_with_their_arguments():
         model.fit(x, y, batch_size=0, verbose=0)
     with pytest.raises(ValueError, match="predict got no samples"):
         model.predict(np.ones((0, 4, 3)))
-    with pytest.raises(ValueError, match="takes one input array, got a list of 2"):
+    with pytest.raises(ValueError, match=r"predict needs 1 input array\(s\), one per nn.Input, "
+                                         "got a list of 2 arrays"):
         model.predict([x, x])
     with pytest.raises(ValueError, match=r"units must be a positive integer, got 2\.7"):
         nn.Dense(2.7)
@@ -135,3 +136,24 @@ def test_a_saved_file_with_a_bad_dtype_record_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="damaged architecture record"):
         nn.load_model(tmp_path / "bad.npz")
     assert mt.get_default_dtype() == np.float32
+
+
+def test_a_model_with_several_inputs_fits_evaluates_and_predicts():
+    nn.set_seed(0)
+    sequence, h0, c0 = nn.Input(shape=(4, 3)), nn.Input(shape=(2,)), nn.Input(shape=(2,))
+    hidden = nn.LSTM(2, name="lstm")(sequence, initial_state=[h0, c0])
+    model = nn.Model([sequence, h0, c0], nn.Dense(1, name="out")(hidden))
+    rng = np.random.default_rng(0)
+    x = [rng.normal(size=(20, 4, 3)), rng.normal(size=(20, 2)), rng.normal(size=(20, 2))]
+    y = x[0].sum(axis=(1, 2))[:, None]
+    model.compile(optimizer="adam", loss="mse")
+    history = model.fit(x, y, epochs=2, batch_size=5, validation_split=0.2, verbose=0)
+    assert set(history.history) == {"loss", "val_loss"}
+    assert model.predict(x).shape == (20, 1)
+    np.testing.assert_allclose(model.predict(x, batch_size=7), model(x).data, rtol=1e-5)
+    assert np.isfinite(model.evaluate(x, y))
+    with pytest.raises(ValueError, match=r"needs 3 input array\(s\)"):
+        model.predict(x[0])
+    wrong_width = r"x has shape \(20, 3\) but the model expects \(None, 2\)"
+    with pytest.raises(ValueError, match=wrong_width):
+        model.fit([x[0], x[0][:, 0], x[2]], y, verbose=0)
