@@ -58,21 +58,27 @@ def get_default_dtype() -> np.dtype:
     return state.default_dtype
 
 
-@contextmanager
-def scope(name: str | None = None, step: int | None = None) -> Iterator[None]:
+class scope:  # noqa: N801 - used like a function: `with mt.scope("lstm1"):`
     """Tag every tensor made inside with a layer name and/or a time step.
 
     Layers use it so that ``draw_graph(group="module")`` can draw one cluster
     per layer and one per time step. A nested scope without a name keeps the
-    outer name (a time step inside a layer).
+    outer name (a time step inside a layer). A plain class rather than a
+    generator: a recurrent layer enters one per time step.
     """
-    previous = (state.scope, state.step)
-    if name is not None:
-        state.scope = name
-        state.step = None
-    if step is not None:
-        state.step = step
-    try:
-        yield
-    finally:
-        state.scope, state.step = previous
+
+    __slots__ = ("name", "step", "_previous")
+
+    def __init__(self, name: str | None = None, step: int | None = None):
+        self.name, self.step = name, step
+
+    def __enter__(self) -> None:
+        self._previous = (state.scope, state.step)
+        if self.name is not None:
+            state.scope = self.name
+            state.step = None
+        if self.step is not None:
+            state.step = self.step
+
+    def __exit__(self, *exc_info) -> None:
+        state.scope, state.step = self._previous

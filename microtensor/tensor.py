@@ -9,7 +9,9 @@ topological order, iteratively, so a 100,000-step chain needs no recursion.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
+from operator import attrgetter
 
 import numpy as np
 
@@ -31,7 +33,7 @@ class Tensor:
 
     __slots__ = (
         "data", "grad", "requires_grad", "op", "parents", "name", "scope", "step",
-        "_backward", "_grad_owned", "_retain_grad", "_products", "__weakref__",
+        "_backward", "_grad_owned", "_retain_grad", "_products", "_created", "__weakref__",
     )
     # How many x.T @ g products a weight collects before summing them in one GEMM, and the
     # row count from which a product runs alone (measured on the seed model, batch 32 / 256).
@@ -64,6 +66,7 @@ class Tensor:
         self._grad_owned = False
         self._retain_grad = False
         self._products: tuple[list, list] | None = None
+        self._created = next(_creation_counter)
 
     @staticmethod
     def _from_op(data: np.ndarray, op: str, parents: tuple[Tensor, ...],
@@ -80,6 +83,7 @@ class Tensor:
         out._grad_owned = False
         out._retain_grad = False
         out._products = None
+        out._created = next(_creation_counter)
         if state.grad_enabled:
             for parent in parents:
                 if parent.requires_grad:
@@ -259,27 +263,22 @@ class Tensor:
                 node._products = None
 
 
-def topological_order(root: Tensor) -> list[Tensor]:
-    """Every tensor that ``root`` depends on and that requires grad, parents first.
+# Every tensor is numbered when it is made. Its parents existed before it, so
+# sorting by that number is a topological order, found without a recursive walk.
+_creation_counter = itertools.count()
+_creation_order = attrgetter("_created")
 
-    Iterative depth-first search: no recursion limit on long sequences.
-    """
-    order: list[Tensor] = []
-    visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
+
+def topological_order(root: Tensor) -> list[Tensor]:
+    """Every tensor that ``root`` depends on and that requires grad, parents first."""
+    found = {id(root): root}
+    stack = [root]
     while stack:
-        node, parents_done = stack.pop()
-        if parents_done:
-            order.append(node)
-            continue
-        if id(node) in visited:
-            continue
-        visited.add(id(node))
-        stack.append((node, True))
-        for parent in node.parents:
-            if parent.requires_grad and id(parent) not in visited:
-                stack.append((parent, False))
-    return order
+        for parent in stack.pop().parents:
+            if parent.requires_grad and id(parent) not in found:
+                found[id(parent)] = parent
+                stack.append(parent)
+    return sorted(found.values(), key=_creation_order)
 
 
 def as_tensor(value, like: Tensor | None = None) -> Tensor:
