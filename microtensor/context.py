@@ -17,6 +17,9 @@ class _State:
     default_dtype: np.dtype = np.dtype(np.float32)
     scope: str | None = None  # name of the layer currently running, e.g. "lstm1"
     step: int | None = None  # time step inside a recurrent layer
+    made: list | None = None  # tensors recorded inside values.freeing_intermediates
+    keep_values: bool = False  # values.keep_values(): free no intermediate values
+    freeing: bool = False  # the graph being recorded outgrew values.SMALL_GRAPH
 
 
 state = _State()

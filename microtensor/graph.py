@@ -31,7 +31,7 @@ from itertools import accumulate
 import graphviz
 
 from .graph_render import Graph, GraphvizNotFoundError, render  # noqa: F401  (re-exported)
-from .graph_values import freed_grads_note, values_label
+from .graph_values import freed_notes, values_label
 from .tensor import Tensor, topological_order
 
 MAX_NODES = 300  # op nodes that `dot` lays out in about a second or two
@@ -155,7 +155,7 @@ def _describe(tensor: Tensor, root: Tensor, show_shapes: bool) -> tuple[str, str
 def _collect(root: Tensor, show_shapes: bool, show_values: bool = False
              ) -> tuple[list[_Node], list[tuple[str, str]], str | None]:
     """Nodes in visit order with ids n0, n1, ... and edges (parent id, child id), and a note
-    for the picture (with ``show_values``, when intermediate gradients were freed)."""
+    for the picture (with ``show_values``, when intermediate values or gradients were freed)."""
     nodes: list[_Node] = []
     key_of: dict[int, str] = {}
     edges: list[tuple[str, str]] = []
@@ -178,7 +178,7 @@ def _collect(root: Tensor, show_shapes: bool, show_values: bool = False
         add(tensor)
         edges.extend((key_of[id(p)], key_of[id(tensor)]) for p in tensor.parents
                      if id(p) in key_of)
-    return nodes, edges, freed_grads_note([t for t in drawn if t.requires_grad])
+    return nodes, edges, "; ".join(freed_notes([t for t in drawn if t.requires_grad])) or None
 
 
 # -- eliding time steps ------------------------------------------------------------------

@@ -14,6 +14,7 @@ from html import escape
 import numpy as np
 
 from .tensor import Tensor
+from .values import is_freed
 
 MAX_LISTED = 6  # arrays with more elements than this are summarised
 _GRAD_COLOR = "#a8323e"
@@ -40,7 +41,8 @@ def values_label(text: str, tensor: Tensor) -> str:
     """The HTML-like label: ``text`` (lines split at DOT's ``\\n``), then data and grad rows."""
     rows = [f"<TR><TD>{escape(line)}</TD></TR>" for line in text.split("\\n") if line]
     rows.append("<HR/>")
-    rows.append(f'<TR><TD ALIGN="LEFT">data {escape(array_text(tensor.data))}</TD></TR>')
+    data = "freed" if is_freed(tensor) else array_text(tensor.data)
+    rows.append(f'<TR><TD ALIGN="LEFT">data {escape(data)}</TD></TR>')
     if tensor.grad is not None:
         rows.append(f'<TR><TD ALIGN="LEFT"><FONT COLOR="{_GRAD_COLOR}">grad '
                     f"{escape(array_text(tensor.grad))}</FONT></TD></TR>")
@@ -48,11 +50,14 @@ def values_label(text: str, tensor: Tensor) -> str:
             f"{''.join(rows)}</TABLE>>")
 
 
-def freed_grads_note(tensors: list[Tensor]) -> str | None:
-    """A hint when parameters have gradients but intermediate values don't (freed by backward)."""
+def freed_notes(tensors: list[Tensor]) -> list[str]:
+    """Hints when intermediate values or gradients were freed, saying how to keep them."""
+    notes = []
+    if any(is_freed(t) for t in tensors):
+        notes.append("layers freed the values of their intermediate tensors after the forward "
+                     "pass; run it inside `with mt.keep_values():` to see them")
     has_grads = any(t.is_leaf and t.grad is not None for t in tensors)
-    freed = any(not t.is_leaf and t.grad is None for t in tensors)
-    if has_grads and freed:
-        return ("intermediate gradients were freed by backward(); "
-                "call backward(retain_grads=True) to see them")
-    return None
+    if has_grads and any(not t.is_leaf and t.grad is None for t in tensors):
+        notes.append("intermediate gradients were freed by backward(); "
+                     "call backward(retain_grads=True) to see them")
+    return notes

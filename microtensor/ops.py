@@ -4,6 +4,12 @@ An op's ``backward(g)`` receives d(loss)/d(output) and adds d(loss)/d(input)
 into each input that requires grad. Elementwise ops broadcast like numpy;
 ``unbroadcast`` sums the gradient back to each input's shape.
 Composite functions (softmax, losses, layers) are built from these.
+
+A backward reads only arrays it captured when the op ran (``x, y = a.data,
+b.data``), never ``.data`` of its inputs at backward time: layers free the
+values of intermediates once the forward pass is done with them
+(``tensor.release_values``), and an array survives exactly when some
+backward captured it.
 """
 
 from __future__ import annotations
@@ -53,47 +59,51 @@ def _broadcast(op: str, fn: np.ufunc, a: Tensor, b: Tensor) -> np.ndarray:
 
 def add(a: Operand, b: Operand) -> Tensor:
     a, b = _pair(a, b)
+    shape_a, shape_b = a.shape, b.shape
 
     def backward(g: np.ndarray) -> None:
         if a.requires_grad:
-            a._accumulate(unbroadcast(g, a.data.shape))
+            a._accumulate(unbroadcast(g, shape_a))
         if b.requires_grad:
-            b._accumulate(unbroadcast(g, b.data.shape))
+            b._accumulate(unbroadcast(g, shape_b))
     return Tensor._from_op(_broadcast("add", np.add, a, b), "add", (a, b), backward)
 
 
 def sub(a: Operand, b: Operand) -> Tensor:
     a, b = _pair(a, b)
+    shape_a, shape_b = a.shape, b.shape
 
     def backward(g: np.ndarray) -> None:
         if a.requires_grad:
-            a._accumulate(unbroadcast(g, a.data.shape))
+            a._accumulate(unbroadcast(g, shape_a))
         if b.requires_grad:
-            b._accumulate(unbroadcast(-g, b.data.shape))
+            b._accumulate(unbroadcast(-g, shape_b))
     return Tensor._from_op(_broadcast("sub", np.subtract, a, b), "sub", (a, b), backward)
 
 
 def mul(a: Operand, b: Operand) -> Tensor:
     a, b = _pair(a, b)
+    x, y = a.data, b.data
 
     def backward(g: np.ndarray) -> None:
         if a.requires_grad:
-            a._accumulate(unbroadcast(g * b.data, a.data.shape))
+            a._accumulate(unbroadcast(g * y, x.shape))
         if b.requires_grad:
-            b._accumulate(unbroadcast(g * a.data, b.data.shape))
+            b._accumulate(unbroadcast(g * x, y.shape))
     return Tensor._from_op(_broadcast("mul", np.multiply, a, b), "mul", (a, b), backward)
 
 
 def div(a: Operand, b: Operand) -> Tensor:
     a, b = _pair(a, b)
     out = _broadcast("div", np.true_divide, a, b)
+    shape_a, y = a.shape, b.data
 
     def backward(g: np.ndarray) -> None:
-        g_over_b = g / b.data
+        g_over_b = g / y
         if a.requires_grad:
-            a._accumulate(unbroadcast(g_over_b, a.data.shape))
+            a._accumulate(unbroadcast(g_over_b, shape_a))
         if b.requires_grad:
-            b._accumulate(unbroadcast(-g_over_b * out, b.data.shape))
+            b._accumulate(unbroadcast(-g_over_b * out, y.shape))
     return Tensor._from_op(out, "div", (a, b), backward)
 
 
@@ -108,22 +118,25 @@ def power(a: Tensor, exponent: float) -> Tensor:
     if not isinstance(exponent, numbers.Real):
         raise TypeError(f"pow: only a scalar exponent is supported, got {type(exponent).__name__}")
 
+    x = a.data
+
     def backward(g: np.ndarray) -> None:
-        a._accumulate(g * (exponent * a.data ** (exponent - 1)))
-    return Tensor._from_op(a.data ** exponent, "pow", (a,), backward)
+        a._accumulate(g * (exponent * x ** (exponent - 1)))
+    return Tensor._from_op(x ** exponent, "pow", (a,), backward)
 
 
 def maximum(a: Operand, b: Operand) -> Tensor:
     """Elementwise max; where the two are equal each gets half the gradient (as torch)."""
     a, b = _pair(a, b)
     out = _broadcast("maximum", np.maximum, a, b)
+    x, y = a.data, b.data
 
     def backward(g: np.ndarray) -> None:
-        share_a = (a.data > b.data) + 0.5 * (a.data == b.data)
+        share_a = (x > y) + 0.5 * (x == y)
         if a.requires_grad:
-            a._accumulate(unbroadcast(g * share_a.astype(g.dtype), a.data.shape))
+            a._accumulate(unbroadcast(g * share_a.astype(g.dtype), x.shape))
         if b.requires_grad:
-            b._accumulate(unbroadcast(g * (1 - share_a).astype(g.dtype), b.data.shape))
+            b._accumulate(unbroadcast(g * (1 - share_a).astype(g.dtype), y.shape))
     return Tensor._from_op(out, "maximum", (a, b), backward)
 
 
@@ -137,21 +150,24 @@ def where(condition, a: Operand, b: Operand) -> Tensor:
     except ValueError:
         raise ShapeError(f"where: condition {condition.shape}, a {a.shape} and b {b.shape} "
                          "can't be broadcast together") from None
+    shape_a, shape_b = a.shape, b.shape
 
     def backward(g: np.ndarray) -> None:
         zero = np.zeros((), dtype=g.dtype)
         if a.requires_grad:
-            a._accumulate(unbroadcast(np.where(condition, g, zero), a.data.shape))
+            a._accumulate(unbroadcast(np.where(condition, g, zero), shape_a))
         if b.requires_grad:
-            b._accumulate(unbroadcast(np.where(condition, zero, g), b.data.shape))
+            b._accumulate(unbroadcast(np.where(condition, zero, g), shape_b))
     return Tensor._from_op(out, "where", (a, b), backward)
 
 
 def clip(a: Tensor, low: float, high: float) -> Tensor:
     """Clamp into [low, high]; the gradient passes where the input was inside (as torch)."""
+    x = a.data
+
     def backward(g: np.ndarray) -> None:
-        a._accumulate(g * ((a.data >= low) & (a.data <= high)))
-    return Tensor._from_op(np.clip(a.data, low, high), "clip", (a,), backward)
+        a._accumulate(g * ((x >= low) & (x <= high)))
+    return Tensor._from_op(np.clip(x, low, high), "clip", (a,), backward)
 
 
 # -- nonlinearities ----------------------------------------------------------------
@@ -159,6 +175,7 @@ def clip(a: Tensor, low: float, high: float) -> Tensor:
 # log of the largest finite value of each float dtype: exp() of anything larger overflows.
 _LARGEST_EXP_ARGUMENT = {np.dtype(t): np.log(np.finfo(t).max).astype(t)
                          for t in (np.float16, np.float32, np.float64)}
+
 
 def exp(a: Tensor) -> Tensor:
     out = np.exp(a.data)
@@ -169,9 +186,11 @@ def exp(a: Tensor) -> Tensor:
 
 
 def log(a: Tensor) -> Tensor:
+    x = a.data
+
     def backward(g: np.ndarray) -> None:
-        a._accumulate(g / a.data)
-    return Tensor._from_op(np.log(a.data), "log", (a,), backward)
+        a._accumulate(g / x)
+    return Tensor._from_op(np.log(x), "log", (a,), backward)
 
 
 def sigmoid(a: Tensor) -> Tensor:
@@ -206,9 +225,11 @@ def tanh(a: Tensor) -> Tensor:
 
 
 def relu(a: Tensor) -> Tensor:
+    out = np.maximum(a.data, 0)
+
     def backward(g: np.ndarray) -> None:
-        a._accumulate(g * (a.data > 0))
-    return Tensor._from_op(np.maximum(a.data, 0), "relu", (a,), backward)
+        a._accumulate(g * (out > 0))
+    return Tensor._from_op(out, "relu", (a,), backward)
 
 
 # -- matrix product ------------------------------------------------------------------
@@ -235,9 +256,10 @@ def matmul(a: Operand, b: Operand) -> Tensor:
     except ValueError:
         raise ShapeError(f"matmul: batch axes of shapes {a.shape} and {b.shape} "
                          "can't be broadcast together") from None
+    shape_a, shape_b, operands = a.shape, b.shape, (a.data, b.data)
 
     def backward(g: np.ndarray) -> None:
-        x, w = a.data, b.data
+        x, w = operands
         # Promote 1-D operands as matmul did, so one formula serves every rank.
         if w.ndim == 1:
             w, g = w[:, None], g[..., None]
@@ -245,14 +267,14 @@ def matmul(a: Operand, b: Operand) -> Tensor:
             x, g = x[None, :], np.expand_dims(g, -2)
         if a.requires_grad:
             a._accumulate(unbroadcast(_fold_matmul(g, w.swapaxes(-1, -2)), x.shape)
-                          .reshape(a.shape))
+                          .reshape(shape_a))
         if b.requires_grad:
-            if w.ndim == 2 and b.ndim == 2 and b.is_leaf:
+            if w.ndim == 2 and len(shape_b) == 2 and b.is_leaf:
                 # A weight: (..., in) @ (in, out) gives x.T @ g over all leading axes at once,
                 # and products from several uses (time steps) are summed in one GEMM.
                 b._accumulate_product(x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1]))
             else:
-                b._accumulate(unbroadcast(x.swapaxes(-1, -2) @ g, w.shape).reshape(b.shape))
+                b._accumulate(unbroadcast(x.swapaxes(-1, -2) @ g, w.shape).reshape(shape_b))
     return Tensor._from_op(out, "matmul", (a, b), backward)
 
 
@@ -273,10 +295,10 @@ def _expand_reduced(g: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.
 
 
 def sum(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    axes = _axes(axis, a.ndim, "sum")
+    axes, shape = _axes(axis, a.ndim, "sum"), a.shape
 
     def backward(g: np.ndarray) -> None:
-        a._accumulate(np.broadcast_to(_expand_reduced(g, axes, keepdims), a.data.shape))
+        a._accumulate(np.broadcast_to(_expand_reduced(g, axes, keepdims), shape))
     out = np.sum(a.data, axis=axes, keepdims=keepdims)
     return Tensor._from_op(np.asarray(out), "sum", (a,), backward)
 
@@ -294,10 +316,11 @@ def max(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa
     axes = _axes(axis, a.ndim, "max")
     if a.size == 0:
         raise ShapeError(f"max: empty tensor of shape {a.shape} has no maximum")
-    kept = np.max(a.data, axis=axes, keepdims=True)
+    x = a.data
+    kept = np.max(x, axis=axes, keepdims=True)
 
     def backward(g: np.ndarray) -> None:
-        winners = a.data == kept
+        winners = x == kept
         share = winners / winners.sum(axis=axes, keepdims=True)
         a._accumulate(_expand_reduced(g, axes, keepdims) * share.astype(g.dtype))
     out = kept if keepdims else np.squeeze(kept, axis=axes)

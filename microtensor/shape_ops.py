@@ -21,8 +21,10 @@ def reshape(a: Tensor, *shape: int | tuple[int, ...]) -> Tensor:
         raise ShapeError(f"reshape: cannot reshape shape {a.shape} ({a.size} elements) "
                          f"into {tuple(shape)}") from None
 
+    shape_a = a.shape
+
     def backward(g: np.ndarray) -> None:
-        a._accumulate(g.reshape(a.data.shape))
+        a._accumulate(g.reshape(shape_a))
     return Tensor._from_op(out, "reshape", (a,), backward)
 
 

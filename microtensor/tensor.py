@@ -90,6 +90,8 @@ class Tensor:
                     out.requires_grad = True
                     out.parents = parents
                     out._backward = backward
+                    if state.made is not None:  # see values.freeing_intermediates
+                        state.made.append(out)
                     return out
         out.requires_grad = False
         out.parents = ()
@@ -138,8 +140,12 @@ class Tensor:
         return len(self.data)
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, precision=4, threshold=20, edgeitems=2,
-                               prefix="Tensor(")
+        from .values import is_freed  # values.py builds on this module
+        if is_freed(self):
+            body = f"<value freed after the forward pass; shape {self.shape}>"
+        else:
+            body = np.array2string(self.data, precision=4, threshold=20, edgeitems=2,
+                                   prefix="Tensor(")
         extra = f", op={self.op}" if self.op else ""
         extra += ", requires_grad=True" if self.requires_grad else ""
         extra += f", name={self.name!r}" if self.name else ""
@@ -173,7 +179,7 @@ class Tensor:
         full-size zero arrays (which would make backward O(T^2)).
         """
         if self.grad is None:
-            self.grad = np.zeros_like(self.data)
+            self.grad = np.zeros(self.data.shape, self.data.dtype)
         elif not self._grad_owned:
             self.grad = self.grad.copy()
         self._grad_owned = True

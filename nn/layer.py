@@ -144,7 +144,7 @@ class Layer(Module):
         inputs = map_structure(self.convert_input, inputs)
         self._ensure_built(inputs.shape)
         with mt.scope(name=self.name):
-            return self.forward(inputs, **kwargs)
+            return mt.freeing_intermediates(self.forward, inputs, **kwargs)
 
     def _call_symbolic(self, inputs: SymbolicTensor, kwargs: dict[str, Any]):
         self._ensure_built(inputs.shape)

@@ -42,7 +42,8 @@ def draw_model(model, x=None, y=None, level: str = "op", loss=None, **options) -
     ``x`` (default: one sample of zeros shaped like the input), and of the loss if ``y`` is given.
     ``options`` go to ``mt.draw_graph`` (max_steps, group, show_shapes, rankdir, show_values...).
     With ``show_values=True`` and ``y``, a backward pass (keeping every gradient) runs first so
-    each node shows d loss/d node; the parameters' ``.grad`` are left as they were."""
+    each node shows d loss/d node; the parameters' ``.grad`` are left as they were. The forward
+    pass then runs under ``mt.keep_values()``, so every node has its value."""
     if level == "layer":
         return draw_layers(model, **options)
     if level != "op":
@@ -53,7 +54,11 @@ def draw_model(model, x=None, y=None, level: str = "op", loss=None, **options) -
         x = [np.zeros((1, *(3 if n is None else n for n in s[1:])),
                       dtype=mt.get_default_dtype()) for s in shapes]
         x = x[0] if len(x) == 1 else x
-    output = model(x)
+    if options.get("show_values"):
+        with mt.keep_values():
+            output = model(x)
+    else:
+        output = model(x)
     if y is not None:
         loss_fn = losses.get(loss) if loss is not None else getattr(model, "loss", None)
         if loss_fn is None:

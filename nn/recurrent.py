@@ -95,7 +95,8 @@ class Recurrent(Layer):
                 hidden_states.append(states[0])  # the whole batch skips this step
                 continue
             with mt.scope(step=t):
-                new_states = self.cell(projected[t - 1], *states)
+                # Values only this step needed (h @ U, z, f * c ...) are freed as it ends.
+                new_states = mt.freeing_intermediates(self.cell, projected[t - 1], *states)
                 if keep_t is not None and not keep_t.all():
                     new_states = tuple(mt.where(keep_t, new, old)
                                        for new, old in zip(new_states, states, strict=True))

@@ -1,0 +1,100 @@
+"""Freeing the values of intermediate tensors that backward doesn't need.
+
+An LSTM step makes 16 tensors, but its backward reads only 7 of their arrays
+(i, f, c_hat, o, c, tanh(c), h); the others (h @ U, z, f * c, i * c_hat) are
+dead once the step has run. Every backward reads the arrays it captured when
+its op ran, never its inputs' ``.data`` (see ``ops.py``), so a tensor's value
+can go as soon as the code that made it is done with it: each layer call, and
+each step of a recurrent layer, runs inside ``freeing_intermediates``. The
+tensors it made and doesn't return keep their place in the graph (op, shape,
+parents, gradient) but their ``.data`` becomes a read-only NaN placeholder of
+the same shape; an array some backward captured lives on in that backward.
+
+A small graph (up to ``SMALL_GRAPH`` tensors, like the examples one draws
+with values) keeps everything. ``keep_values()`` keeps every value of any
+graph, for looking inside (``draw_graph(...,
+show_values=True)``, ``x.parents[0].data``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .context import state
+from .tensor import Tensor
+
+# As many op nodes as draw_graph(show_values=True) draws: a graph this small keeps its values.
+SMALL_GRAPH = 100
+_placeholders: dict[tuple, np.ndarray] = {}
+
+
+def _placeholder(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    key = (shape, dtype)
+    if key not in _placeholders:
+        _placeholders[key] = np.broadcast_to(np.array(np.nan, dtype), shape)  # no memory
+    return _placeholders[key]
+
+
+def is_freed(tensor: Tensor) -> bool:
+    """True if ``tensor``'s value was freed after the forward pass (its data is a placeholder)."""
+    data = tensor.data
+    return _placeholders.get((data.shape, data.dtype)) is data
+
+
+def _tensors_in(result: Any) -> list[Tensor]:
+    if isinstance(result, Tensor):
+        return [result]
+    if isinstance(result, list | tuple):
+        return [t for item in result for t in _tensors_in(item)]
+    return []
+
+
+def freeing_intermediates(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)``; then the graph tensors it made and doesn't return free their values.
+
+    Returned tensors are handed on to an enclosing ``freeing_intermediates``,
+    which frees them in turn unless it returns them too. A graph of at most
+    ``SMALL_GRAPH`` tensors keeps every value, so small examples can be
+    looked at whole: freeing starts once the outermost call has made more.
+    """
+    if state.keep_values or not state.grad_enabled:  # without a graph nothing outlives fn
+        return fn(*args, **kwargs)
+    outer, state.made = state.made, []
+    try:
+        result = fn(*args, **kwargs)
+        made = state.made
+        if state.freeing or len(made) + len(outer or ()) > SMALL_GRAPH:
+            state.freeing = True
+            returned = {id(t) for t in _tensors_in(result)}
+            for tensor in made:
+                if id(tensor) not in returned and tensor.data.dtype.kind == "f":
+                    tensor.data = _placeholder(tensor.data.shape, tensor.data.dtype)
+            made = [t for t in made if id(t) in returned]
+        if outer is not None:
+            outer.extend(made)
+        return result
+    finally:
+        state.made = outer
+        if outer is None:
+            state.freeing = False
+
+
+class keep_values:  # noqa: N801 - used like a function: `with mt.keep_values():`
+    """Inside this block layers keep the value of every tensor they make.
+
+    For looking inside a forward pass (``draw_graph(root, show_values=True)``,
+    reading ``x.parents[0].data``); it costs memory: an LSTM step keeps 17
+    arrays of (batch, units) instead of 7.
+    """
+
+    __slots__ = ("_previous",)
+
+    def __enter__(self) -> None:
+        self._previous = state.keep_values
+        state.keep_values = True
+
+    def __exit__(self, *exc_info) -> None:
+        state.keep_values = self._previous
