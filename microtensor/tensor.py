@@ -16,6 +16,7 @@ from operator import attrgetter
 import numpy as np
 
 from .context import state
+from .coverage import Coverage, interval_of
 
 
 class ShapeError(ValueError):
@@ -33,7 +34,8 @@ class Tensor:
 
     __slots__ = (
         "data", "grad", "requires_grad", "op", "parents", "name", "scope", "step",
-        "_backward", "_grad_owned", "_retain_grad", "_products", "_created", "__weakref__",
+        "_backward", "_grad_owned", "_retain_grad", "_products", "_coverage", "_created",
+        "__weakref__",
     )
     # How many x.T @ g products a weight collects before summing them in one GEMM, and the
     # row count from which a product runs alone (measured on the seed model, batch 32 / 256).
@@ -66,6 +68,7 @@ class Tensor:
         self._grad_owned = False
         self._retain_grad = False
         self._products: tuple[list, list] | None = None
+        self._coverage: Coverage | None = None
         self._created = next(_creation_counter)
 
     @staticmethod
@@ -83,6 +86,7 @@ class Tensor:
         out._grad_owned = False
         out._retain_grad = False
         out._products = None
+        out._coverage = None
         out._created = next(_creation_counter)
         if state.grad_enabled:
             for parent in parents:
@@ -167,6 +171,7 @@ class Tensor:
                 self.grad = grad
                 self._grad_owned = False
         elif self._grad_owned:
+            self._complete_grad()
             self.grad += grad
         else:
             self.grad = self.grad + grad
@@ -176,17 +181,36 @@ class Tensor:
         """Add ``grad`` into ``self.grad[index]``: one shared buffer for all slices.
 
         Slicing ``x[:, t]`` at each of T steps then costs one buffer, not T
-        full-size zero arrays (which would make backward O(T^2)).
+        full-size zero arrays (which would make backward O(T^2)). A slice that
+        overlaps nothing written yet is copied in, not added (see coverage.py).
         """
+        interval = None if advanced else interval_of(index, self.data.shape)
+        if interval is not None:
+            if self.grad is None:
+                self.grad = np.empty(self.data.shape, self.data.dtype)
+                self._grad_owned = True
+                self._coverage = Coverage(interval[0], self.data.shape[interval[0]])
+            if self._coverage is not None and self._coverage.claim(*interval):
+                self.grad[index] = grad
+                if self._coverage.complete:
+                    self._coverage = None
+                return
         if self.grad is None:
             self.grad = np.zeros(self.data.shape, self.data.dtype)
         elif not self._grad_owned:
             self.grad = self.grad.copy()
+        self._complete_grad()
         self._grad_owned = True
         if advanced:
             np.add.at(self.grad, index, grad)
         else:
             self.grad[index] += grad
+
+    def _complete_grad(self) -> None:
+        """Zero what no slice wrote in a buffer started by ``_accumulate_at``; then it is whole."""
+        if self._coverage is not None:
+            self._coverage.zero_the_rest(self.grad)
+            self._coverage = None
 
     def _accumulate_product(self, x: np.ndarray, g: np.ndarray) -> None:
         """Add ``x.T @ g`` to this leaf's gradient; x (n, in), g (n, out).
@@ -218,6 +242,7 @@ class Tensor:
 
     def zero_grad(self) -> None:
         self.grad = None
+        self._coverage = None
 
     def backward(self, grad=None, retain_grads: bool = False) -> None:
         """Compute d(self)/d(leaf) for every leaf that requires grad, into ``leaf.grad``.
@@ -249,12 +274,14 @@ class Tensor:
         order = topological_order(self)
         for node in order:
             if node._backward is not None:
-                node.grad = None
+                node.grad = node._coverage = None
         self._accumulate(grad)
         try:
             for node in reversed(order):
                 if node._backward is None or node.grad is None:
                     continue
+                if node._coverage is not None:
+                    node._complete_grad()
                 node._backward(node.grad)
                 if not (node._retain_grad or retain_grads):
                     node.grad = None
@@ -267,6 +294,8 @@ class Tensor:
         finally:  # after an error, no half-collected products linger into the next call
             for node in order:
                 node._products = None
+                if node._coverage is not None:  # a leaf's slice buffer, or after an error
+                    node._complete_grad()
 
 
 # Every tensor is numbered when it is made. Its parents existed before it, so

@@ -31,17 +31,22 @@ SMALL_GRAPH = 100
 _placeholders: dict[tuple, np.ndarray] = {}
 
 
-def _placeholder(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    key = (shape, dtype)
-    if key not in _placeholders:
-        _placeholders[key] = np.broadcast_to(np.array(np.nan, dtype), shape)  # no memory
-    return _placeholders[key]
+def _placeholder(data: np.ndarray) -> np.ndarray:
+    """A read-only NaN array of data's shape and dtype that takes no memory (one per pair)."""
+    key = (data.shape, data.dtype.num)
+    placeholder = _placeholders.get(key)
+    if placeholder is None:
+        if data.dtype.kind != "f":  # no NaN to fill it with: keep the value
+            return data
+        placeholder = _placeholders[key] = np.broadcast_to(np.array(np.nan, data.dtype),
+                                                           data.shape)
+    return placeholder
 
 
 def is_freed(tensor: Tensor) -> bool:
     """True if ``tensor``'s value was freed after the forward pass (its data is a placeholder)."""
     data = tensor.data
-    return _placeholders.get((data.shape, data.dtype)) is data
+    return _placeholders.get((data.shape, data.dtype.num)) is data
 
 
 def _tensors_in(result: Any) -> list[Tensor]:
@@ -69,10 +74,13 @@ def freeing_intermediates(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> 
         if state.freeing or len(made) + len(outer or ()) > SMALL_GRAPH:
             state.freeing = True
             returned = {id(t) for t in _tensors_in(result)}
+            kept = []
             for tensor in made:
-                if id(tensor) not in returned and tensor.data.dtype.kind == "f":
-                    tensor.data = _placeholder(tensor.data.shape, tensor.data.dtype)
-            made = [t for t in made if id(t) in returned]
+                if id(tensor) in returned:
+                    kept.append(tensor)
+                else:
+                    tensor.data = _placeholder(tensor.data)
+            made = kept
         if outer is not None:
             outer.extend(made)
         return result

@@ -1,0 +1,99 @@
+"""Gradients of slices: one buffer per tensor, copied into where untouched (coverage.py),
+added where slices overlap, zero where no slice looked. Checked against numpy's np.add.at."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import microtensor as mt
+from microtensor.coverage import Coverage, interval_of
+
+SHAPE = (4, 5, 3)
+
+
+def a_slice(size: int):
+    return st.builds(slice, st.one_of(st.none(), st.integers(-size, size)),
+                     st.one_of(st.none(), st.integers(-size, size)),
+                     st.sampled_from([None, 1, 1, 2, -1]))
+
+
+def an_index():
+    """Basic indices of every kind: ints, ranges (with steps), on one axis or several."""
+    part = [st.one_of(st.integers(-n, n - 1), a_slice(n)) for n in SHAPE]
+    return st.one_of(part[0], st.tuples(st.just(slice(None)), part[1]),
+                     st.tuples(part[0], part[1]), st.tuples(part[0], part[1], part[2]),
+                     st.tuples(st.just(slice(None)), st.just(slice(None)), part[2]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(indices=st.lists(an_index(), min_size=1, max_size=6), through_an_op=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_any_mix_of_slices_gets_numpys_gradient(indices, through_an_op, seed):
+    rng = np.random.default_rng(seed)
+    x = mt.Tensor(rng.standard_normal(SHAPE), requires_grad=True, dtype=np.float64)
+    source = x * 1.0 if through_an_op else x  # an inner node's buffer, or a leaf's
+    np.full(SHAPE, np.nan)  # recently freed memory that np.empty may hand back
+    expected = np.zeros(SHAPE)
+    total = None
+    for index in indices:
+        picked = source[index]
+        weights = rng.standard_normal(picked.shape)
+        term = (picked * weights).sum()
+        total = term if total is None else total + term
+        np.add.at(expected, index, weights)  # numpy's own scatter-add, the reference
+    total.backward()
+    np.testing.assert_allclose(x.grad, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_what_no_slice_looked_at_gets_zero():
+    for _ in range(20):  # new uninitialised buffers each time
+        x = mt.Tensor(np.ones((3, 8)), requires_grad=True, dtype=np.float64)
+        y = x * 2.0
+        (y[:, 1:3].sum() + y[:, 5].sum()).backward()
+        expected = np.zeros((3, 8))
+        expected[:, [1, 2, 5]] = 2.0
+        np.testing.assert_array_equal(x.grad, expected)
+
+
+def test_gate_blocks_that_tile_the_buffer_need_no_zeros():
+    z = mt.Tensor(np.ones((2, 8)), requires_grad=True, dtype=np.float64) * 1.0
+    grads = {}
+    blocks = [z[:, k * 2:(k + 1) * 2] for k in range(4)]
+
+    def capture(g):
+        grads["z"] = g.copy()
+    z._backward, inner = capture, z._backward  # read the buffer as backward hands it on
+    sum((b * (k + 1)).sum() for k, b in enumerate(blocks)).backward()
+    assert inner is not None
+    np.testing.assert_array_equal(grads["z"], np.repeat([[1.0, 2.0, 3.0, 4.0]], 2, axis=0)
+                                  .repeat(2, axis=1))
+
+
+@pytest.mark.parametrize("index, interval", [
+    (3, (0, 3, 4)), (-1, (0, 4, 5)), ((slice(None), 2), (1, 2, 3)),
+    ((slice(None), slice(1, 3)), (1, 1, 3)), (slice(None), (0, 0, 5)),
+    ((slice(None), slice(None, None, 2)), None), ((1, 2), None), ((None, 1), None),
+    ((Ellipsis, 1), None), ((slice(3, 1),), None),
+])
+def test_interval_of_reads_one_axis_ranges_only(index, interval):
+    assert interval_of(index, (5, 6, 7)) == interval
+
+
+def test_coverage_merges_touching_ranges_and_refuses_overlaps():
+    coverage = Coverage(axis=0, size=10)
+    for start in (8, 6, 4, 2, 0):  # backward visits time steps last to first
+        assert coverage.claim(0, start, start + 1)
+    assert coverage.claim(0, 1, 2)  # joins 0:1 and 2:3
+    assert (coverage.starts, coverage.stops) == ([0, 4, 6, 8], [3, 5, 7, 9])
+    assert not coverage.claim(0, 2, 4)  # overlaps 0:3
+    assert not coverage.claim(1, 3, 4)  # another axis
+    for start in (3, 5, 7):
+        assert coverage.claim(0, start, start + 1)
+    assert (coverage.starts, coverage.stops, coverage.complete) == ([0], [9], False)
+    buffer = np.full(10, 7.0)
+    coverage.zero_the_rest(buffer)
+    assert buffer.tolist() == [7.0] * 9 + [0.0]
+    assert coverage.claim(0, 9, 10) and coverage.complete
