@@ -47,13 +47,14 @@ def interval_of(index: object, shape: tuple[int, ...]) -> tuple[int, int, int] |
 class Coverage:
     """The ranges written so far on one axis of a buffer, merged where they touch."""
 
-    __slots__ = ("axis", "size", "starts", "stops", "written")
+    __slots__ = ("axis", "size", "starts", "stops", "written", "complete")
 
     def __init__(self, axis: int, size: int):
         self.axis, self.size = axis, size
         self.starts: list[int] = []
         self.stops: list[int] = []
         self.written = 0
+        self.complete = False  # every index of the axis written
 
     def claim(self, axis: int, start: int, stop: int) -> bool:
         """Record start:stop as written and return True, if it overlaps nothing written yet."""
@@ -64,6 +65,7 @@ class Coverage:
         if (i and stops[i - 1] > start) or (i < len(starts) and starts[i] < stop):
             return False
         self.written += stop - start
+        self.complete = self.written == self.size
         joins_left = bool(i) and stops[i - 1] == start
         joins_right = i < len(starts) and starts[i] == stop
         if joins_left and joins_right:
@@ -77,10 +79,6 @@ class Coverage:
             starts.insert(i, start)
             stops.insert(i, stop)
         return True
-
-    @property
-    def complete(self) -> bool:
-        return self.written == self.size
 
     def zero_the_rest(self, buffer: np.ndarray) -> None:
         """Set what no range wrote to zero."""

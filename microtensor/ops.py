@@ -198,8 +198,9 @@ def sigmoid(a: Tensor) -> Tensor:
     # (1 + tanh(x / 2)) / 2 cancels to 0 below x ~ -17.) exp(-x) is capped just below
     # overflow, so below x = -88.7 (float32) the result stays at 2.9e-39 instead of
     # raising a warning; cheaper than silencing it with np.errstate on every call.
-    # out= keeps 0-D results arrays, updatable in place.
-    out = np.negative(a.data, out=np.empty_like(a.data))
+    # out= keeps a 0-D result an array (not a numpy scalar), updatable in place.
+    x = a.data
+    out = np.negative(x) if x.ndim else np.negative(x, out=np.empty_like(x))
     np.minimum(out, _LARGEST_EXP_ARGUMENT.get(out.dtype, np.inf), out=out)
     np.exp(out, out=out)
     out += 1

@@ -306,14 +306,16 @@ _creation_order = attrgetter("_created")
 
 def topological_order(root: Tensor) -> list[Tensor]:
     """Every tensor that ``root`` depends on and that requires grad, parents first."""
-    found = {id(root): root}
+    # A set of tensors is safe although == is elementwise: a Tensor hashes by identity, and
+    # distinct objects never share a hash, so the set never calls __eq__.
+    found = {root}
     stack = [root]
     while stack:
         for parent in stack.pop().parents:
-            if parent.requires_grad and id(parent) not in found:
-                found[id(parent)] = parent
+            if parent.requires_grad and parent not in found:
+                found.add(parent)
                 stack.append(parent)
-    return sorted(found.values(), key=_creation_order)
+    return sorted(found, key=_creation_order)
 
 
 def as_tensor(value, like: Tensor | None = None) -> Tensor:
