@@ -57,6 +57,11 @@ class Model(Trainable, Module):
         if inputs is not None or outputs is not None:
             self._set_graph(inputs, outputs)
 
+    def __call__(self, *args, **kwargs):
+        # The whole call is one graph: it frees the values of what it doesn't return once it
+        # outgrows mt.values.SMALL_GRAPH, whatever the size of each layer.
+        return mt.freeing_intermediates(super().__call__, *args, **kwargs)
+
     def _set_graph(self, inputs, outputs) -> None:
         for t in flatten([inputs, outputs]):
             if not isinstance(t, SymbolicTensor):

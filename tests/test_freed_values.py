@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import tracemalloc
 
 import numpy as np
@@ -49,6 +50,44 @@ def test_dead_values_are_freed_and_the_ones_backward_reads_survive():
 def test_freeing_changes_no_gradient_bit():
     layer, x = lstm_and_input()
     kept, freed = gradients(layer, x, keep=True), gradients(layer, x, keep=False)
+    for a, b in zip(kept, freed, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def whole_model(kind: str) -> nn.Model:
+    """Models whose layers free values: every recurrent kind, stacked, masked, bidirectional."""
+    nn.set_seed(2)
+    inp = nn.Input(shape=(STEPS,)) if kind == "masked" else nn.Input(shape=(STEPS, 2))
+    if kind == "masked":
+        x = nn.Embedding(6, 3, mask_zero=True)(inp)
+        x = nn.GRU(4, return_sequences=True)(x)
+    elif kind == "bidirectional":
+        x = nn.Bidirectional(nn.LSTM(3, return_sequences=True))(inp)
+    else:
+        x = getattr(nn, kind)(4, return_sequences=True)(inp)
+    x = nn.SimpleRNN(3)(x)
+    return nn.Model(inp, nn.Dense(1, activation="sigmoid")(nn.Dense(5, activation="relu")(x)))
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "SimpleRNN", "masked", "bidirectional"])
+def test_whole_models_get_the_same_gradients_with_values_freed(kind):
+    model = whole_model(kind)
+    rng = np.random.default_rng(3)
+    if kind == "masked":
+        x = rng.integers(1, 6, size=(4, STEPS))
+        x[:2, 7:] = 0  # padding
+    else:
+        x = rng.standard_normal((4, STEPS, 2))
+    y = np.array([[0.0], [1.0], [1.0], [0.0]])
+
+    def gradients(keep: bool) -> list[np.ndarray]:
+        model.zero_grad()
+        with mt.keep_values() if keep else contextlib.nullcontext():
+            loss = nn.losses.binary_crossentropy(y, model(x))
+        assert keep != any(mt.is_freed(t) for t in mt.topological_order(loss))
+        loss.backward()
+        return [p.grad.copy() for p in model.parameters()]
+    kept, freed = gradients(keep=True), gradients(keep=False)
     for a, b in zip(kept, freed, strict=True):
         np.testing.assert_array_equal(a, b)
 
