@@ -14,11 +14,12 @@ from .gradcheck import GradcheckError, gradcheck
 from .graph import GraphvizNotFoundError, draw_graph
 from .ops import clip, exp, log, matmul, maximum, relu, sigmoid, tanh, unbroadcast, where
 from .shape_ops import concatenate, stack
-from .tensor import ShapeError, Tensor, topological_order
+from .tensor import FreedValueError, ShapeError, Tensor, topological_order
 from .values import freeing_intermediates, is_freed, keep_values
 
 __all__ = [
-    "GradcheckError", "ShapeError", "Tensor", "clip", "concatenate", "enable_grad", "exp",
+    "FreedValueError", "GradcheckError", "ShapeError", "Tensor", "clip", "concatenate",
+    "enable_grad", "exp",
     "get_default_dtype", "gradcheck", "is_grad_enabled", "log", "log_softmax", "logsumexp",
     "matmul", "maximum", "no_grad", "relu", "scope", "set_default_dtype", "sigmoid", "softmax",
     "stack", "tanh", "topological_order", "unbroadcast", "where", "draw_graph",

@@ -17,9 +17,12 @@ class _State:
     default_dtype: np.dtype = np.dtype(np.float32)
     scope: str | None = None  # name of the layer currently running, e.g. "lstm1"
     step: int | None = None  # time step inside a recurrent layer
-    made: list | None = None  # tensors recorded inside values.freeing_intermediates
+    # values.freeing_intermediates: the graph tensors recorded in the innermost call, how
+    # many the calls around it hold, and whether freeing has started in this graph.
+    recorded: list | None = None
+    recorded_around: int = 0
+    freeing_started: bool = False
     keep_values: bool = False  # values.keep_values(): free no intermediate values
-    freeing: bool = False  # the graph being recorded outgrew values.SMALL_GRAPH
 
 
 state = _State()
@@ -74,9 +77,10 @@ class scope:  # noqa: N801 - used like a function: `with mt.scope("lstm1"):`
 
     def __init__(self, name: str | None = None, step: int | None = None):
         self.name, self.step = name, step
+        self._previous: list[tuple] = []  # a stack: the same scope object may be re-entered
 
     def __enter__(self) -> None:
-        self._previous = (state.scope, state.step)
+        self._previous.append((state.scope, state.step))
         if self.name is not None:
             state.scope = self.name
             state.step = None
@@ -84,4 +88,4 @@ class scope:  # noqa: N801 - used like a function: `with mt.scope("lstm1"):`
             state.step = self.step
 
     def __exit__(self, *exc_info) -> None:
-        state.scope, state.step = self._previous
+        state.scope, state.step = self._previous.pop()

@@ -45,12 +45,12 @@ def interval_of(index: object, shape: tuple[int, ...]) -> tuple[int, int, int] |
 
 
 class Coverage:
-    """The ranges written so far on one axis of a buffer, merged where they touch."""
+    """The ranges written so far on one axis of ``buffer``, merged where they touch."""
 
-    __slots__ = ("axis", "size", "starts", "stops", "written", "complete")
+    __slots__ = ("buffer", "axis", "size", "starts", "stops", "written", "complete")
 
-    def __init__(self, axis: int, size: int):
-        self.axis, self.size = axis, size
+    def __init__(self, buffer: np.ndarray, axis: int):
+        self.buffer, self.axis, self.size = buffer, axis, buffer.shape[axis]
         self.starts: list[int] = []
         self.stops: list[int] = []
         self.written = 0
@@ -80,8 +80,9 @@ class Coverage:
             stops.insert(i, stop)
         return True
 
-    def zero_the_rest(self, buffer: np.ndarray) -> None:
+    def zero_the_rest(self) -> None:
         """Set what no range wrote to zero."""
+        buffer = self.buffer
         lead = (slice(None),) * self.axis
         previous = 0
         for start, stop in zip([*self.starts, self.size], [*self.stops, self.size], strict=True):

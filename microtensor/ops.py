@@ -8,7 +8,7 @@ Composite functions (softmax, losses, layers) are built from these.
 A backward reads only arrays it captured when the op ran (``x, y = a.data,
 b.data``), never ``.data`` of its inputs at backward time: layers free the
 values of intermediates once the forward pass is done with them
-(``tensor.release_values``), and an array survives exactly when some
+(``values.freeing_intermediates``), and an array survives exactly when some
 backward captured it.
 """
 
@@ -172,9 +172,16 @@ def clip(a: Tensor, low: float, high: float) -> Tensor:
 
 # -- nonlinearities ----------------------------------------------------------------
 
-# log of the largest finite value of each float dtype: exp() of anything larger overflows.
-_LARGEST_EXP_ARGUMENT = {np.dtype(t): np.log(np.finfo(t).max).astype(t)
-                         for t in (np.float16, np.float32, np.float64)}
+def _largest_exp_argument(dtype: type) -> np.floating:
+    """The largest x of this float type whose exp(x) is finite (log(max) rounded down)."""
+    x = np.log(np.finfo(dtype).max).astype(dtype)
+    with np.errstate(over="ignore"):
+        while not np.isfinite(np.exp(x)):
+            x = np.nextafter(x, dtype(-np.inf))
+    return x
+
+
+_LARGEST_EXP_ARGUMENT = {np.dtype(t): _largest_exp_argument(t) for t in (np.float32, np.float64)}
 
 
 def exp(a: Tensor) -> Tensor:
@@ -198,13 +205,15 @@ def sigmoid(a: Tensor) -> Tensor:
     # (1 + tanh(x / 2)) / 2 cancels to 0 below x ~ -17.) exp(-x) is capped just below
     # overflow, so below x = -88.7 (float32) the result stays at 2.9e-39 instead of
     # raising a warning; cheaper than silencing it with np.errstate on every call.
+    # float16's exp overflows already at 11, so it is computed in float32.
     # out= keeps a 0-D result an array (not a numpy scalar), updatable in place.
-    x = a.data
+    x = a.data if a.data.dtype != np.float16 else a.data.astype(np.float32)
     out = np.negative(x) if x.ndim else np.negative(x, out=np.empty_like(x))
     np.minimum(out, _LARGEST_EXP_ARGUMENT.get(out.dtype, np.inf), out=out)
     np.exp(out, out=out)
     out += 1
     np.reciprocal(out, out=out)
+    out = out.astype(a.data.dtype, copy=False)
 
     def backward(g: np.ndarray) -> None:
         grad = 1 - out

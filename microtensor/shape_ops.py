@@ -76,7 +76,8 @@ def getitem(a: Tensor, index: object) -> Tensor:
         raise IndexError(f"getitem: index {index!r} doesn't fit shape {a.shape}: {err}") from None
 
     def backward(g: np.ndarray) -> None:
-        a._accumulate_at(index, g, advanced)
+        if a.requires_grad:  # it may have been switched off since the forward pass
+            a._accumulate_at(index, g, advanced)
     return Tensor._from_op(out, "getitem", (a,), backward)
 
 

@@ -23,6 +23,10 @@ class ShapeError(ValueError):
     """An op got operands whose shapes don't fit together."""
 
 
+class FreedValueError(RuntimeError):
+    """A tensor whose value was freed after the forward pass was used again."""
+
+
 class Tensor:
     """An n-dimensional array with reverse-mode automatic differentiation.
 
@@ -34,8 +38,8 @@ class Tensor:
 
     __slots__ = (
         "data", "grad", "requires_grad", "op", "parents", "name", "scope", "step",
-        "_backward", "_grad_owned", "_retain_grad", "_products", "_coverage", "_created",
-        "__weakref__",
+        "_backward", "_grad_owned", "_retain_grad", "_products", "_coverage", "_freed",
+        "_created", "__weakref__",
     )
     # How many x.T @ g products a weight collects before summing them in one GEMM, and the
     # row count from which a product runs alone (measured on the seed model, batch 32 / 256).
@@ -46,6 +50,8 @@ class Tensor:
 
     def __init__(self, data, requires_grad: bool = False, dtype=None, name: str | None = None):
         if isinstance(data, Tensor):
+            if data._freed:
+                raise FreedValueError(data.freed_message("Tensor(...)"))
             data = data.data
         elif isinstance(data, list | tuple) and any(isinstance(d, Tensor) for d in data):
             raise TypeError("Tensor: got a list of Tensors; use mt.stack(tensors) to join them "
@@ -69,6 +75,7 @@ class Tensor:
         self._retain_grad = False
         self._products: tuple[list, list] | None = None
         self._coverage: Coverage | None = None
+        self._freed = False  # see values.py
         self._created = next(_creation_counter)
 
     @staticmethod
@@ -87,6 +94,10 @@ class Tensor:
         out._retain_grad = False
         out._products = None
         out._coverage = None
+        out._freed = False
+        for parent in parents:
+            if parent._freed:
+                raise FreedValueError(parent.freed_message(f"{op}: an input"))
         out._created = next(_creation_counter)
         if state.grad_enabled:
             for parent in parents:
@@ -94,8 +105,8 @@ class Tensor:
                     out.requires_grad = True
                     out.parents = parents
                     out._backward = backward
-                    if state.made is not None:  # see values.freeing_intermediates
-                        state.made.append(out)
+                    if state.recorded is not None:  # see values.freeing_intermediates
+                        state.recorded.append(out)
                     return out
         out.requires_grad = False
         out.parents = ()
@@ -131,9 +142,19 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """The same data, cut off from the graph."""
+        if self._freed:
+            raise FreedValueError(self.freed_message("detach"))
         out = Tensor.__new__(Tensor)
         out._init_leaf(self.data, False, None)
         return out
+
+    def freed_message(self, user: str) -> str:
+        what = f"{self.name} = {self.op}" if self.name else self.op
+        where = f" made in {self.scope}" + (f" at step {self.step}" if self.step else "")
+        return (f"{user} is the tensor {what} {self.shape}{where if self.scope else ''}, whose "
+                "value was freed when the layer call that made it returned without it. "
+                "Return it from that call, .detach() it there (e.g. states kept for the next "
+                "batch), or run the forward pass inside `with mt.keep_values():`")
 
     def retain_grad(self) -> Tensor:
         """Keep this non-leaf tensor's gradient after backward (leaves always keep theirs)."""
@@ -144,8 +165,7 @@ class Tensor:
         return len(self.data)
 
     def __repr__(self) -> str:
-        from .values import is_freed  # values.py builds on this module
-        if is_freed(self):
+        if self._freed:
             body = f"<value freed after the forward pass; shape {self.shape}>"
         else:
             body = np.array2string(self.data, precision=4, threshold=20, edgeitems=2,
@@ -189,10 +209,11 @@ class Tensor:
             if self.grad is None:
                 self.grad = np.empty(self.data.shape, self.data.dtype)
                 self._grad_owned = True
-                self._coverage = Coverage(interval[0], self.data.shape[interval[0]])
-            if self._coverage is not None and self._coverage.claim(*interval):
+                self._coverage = Coverage(self.grad, interval[0])
+            coverage = self._coverage
+            if coverage is not None and coverage.buffer is self.grad and coverage.claim(*interval):
                 self.grad[index] = grad
-                if self._coverage.complete:
+                if coverage.complete:
                     self._coverage = None
                 return
         if self.grad is None:
@@ -208,9 +229,9 @@ class Tensor:
 
     def _complete_grad(self) -> None:
         """Zero what no slice wrote in a buffer started by ``_accumulate_at``; then it is whole."""
-        if self._coverage is not None:
-            self._coverage.zero_the_rest(self.grad)
-            self._coverage = None
+        coverage, self._coverage = self._coverage, None
+        if coverage is not None and coverage.buffer is self.grad:  # not replaced (x.grad = None)
+            coverage.zero_the_rest()
 
     def _accumulate_product(self, x: np.ndarray, g: np.ndarray) -> None:
         """Add ``x.T @ g`` to this leaf's gradient; x (n, in), g (n, out).

@@ -160,3 +160,36 @@ def test_the_graph_of_an_lstm_holds_less_than_half_the_memory():
     kept, freed = bytes_held_after(forward(True)), bytes_held_after(forward(False))
     # Per step: 17 arrays of (batch, units) kept against the 7 that backward reads.
     assert freed < 0.5 * kept
+
+
+class StatefulLSTM(nn.layer.Layer):
+    """Carries the LSTM's final state over to the next call, detached or not."""
+
+    def __init__(self, detach: bool):
+        super().__init__(f"stateful_{detach}")
+        self.rnn = nn.LSTM(4, return_sequences=True, return_state=True, name=f"inner_{detach}")
+        self.detach, self.state = detach, None
+
+    def forward(self, x):
+        out, h, c = self.rnn(x, initial_state=self.state)
+        self.state = [h.detach(), c.detach()] if self.detach else [h, c]
+        return out * 2
+
+
+def test_using_a_freed_value_again_raises_and_says_what_to_do():
+    x = np.random.default_rng(0).standard_normal((2, STEPS, 3))
+    layer = StatefulLSTM(detach=False)
+    assert np.isfinite(layer(x).data).all()
+    with pytest.raises(mt.FreedValueError, match=r"matmul: an input is the tensor h = mul \(2, 4\) "
+                       r"made in inner_False at step 12, whose value was freed.*\.detach\(\) it "
+                       r"there.*mt\.keep_values\(\)"):
+        layer(x)
+    with pytest.raises(mt.FreedValueError, match="^detach is the tensor h = mul"):
+        layer.state[0].detach()
+
+
+def test_states_detached_inside_the_call_carry_over():
+    x = np.random.default_rng(0).standard_normal((2, STEPS, 3))
+    layer = StatefulLSTM(detach=True)
+    first, second = layer(x), layer(x)
+    assert np.isfinite(second.data).all() and not np.allclose(first.data, second.data)

@@ -58,6 +58,20 @@ def test_what_no_slice_looked_at_gets_zero():
         np.testing.assert_array_equal(x.grad, expected)
 
 
+def test_a_gradient_buffer_replaced_or_switched_off_mid_way_stays_right():
+    x = mt.Tensor(np.arange(12.0).reshape(4, 3), requires_grad=True, dtype=np.float64)
+    y = x[1:2]
+    x.requires_grad = False  # after the forward pass: backward leaves x alone
+    y.sum().backward()
+    assert x.grad is None
+    x.requires_grad = True
+    (x[0:1].sum() + x[2:3].sum()).backward()  # rows 1 and 3 unwritten: zeroed
+    np.testing.assert_array_equal(x.grad, [[1.0] * 3, [0.0] * 3, [1.0] * 3, [0.0] * 3])
+    x.grad = None  # replaced by hand, as optimizers' zero_grad() does
+    (x * 3.0).sum().backward()
+    np.testing.assert_array_equal(x.grad, np.full((4, 3), 3.0))
+
+
 def test_gate_blocks_that_tile_the_buffer_need_no_zeros():
     z = mt.Tensor(np.ones((2, 8)), requires_grad=True, dtype=np.float64) * 1.0
     grads = {}
@@ -83,7 +97,8 @@ def test_interval_of_reads_one_axis_ranges_only(index, interval):
 
 
 def test_coverage_merges_touching_ranges_and_refuses_overlaps():
-    coverage = Coverage(axis=0, size=10)
+    buffer = np.full(10, 7.0)
+    coverage = Coverage(buffer, axis=0)
     for start in (8, 6, 4, 2, 0):  # backward visits time steps last to first
         assert coverage.claim(0, start, start + 1)
     assert coverage.claim(0, 1, 2)  # joins 0:1 and 2:3
@@ -93,7 +108,6 @@ def test_coverage_merges_touching_ranges_and_refuses_overlaps():
     for start in (3, 5, 7):
         assert coverage.claim(0, start, start + 1)
     assert (coverage.starts, coverage.stops, coverage.complete) == ([0], [9], False)
-    buffer = np.full(10, 7.0)
-    coverage.zero_the_rest(buffer)
+    coverage.zero_the_rest()
     assert buffer.tolist() == [7.0] * 9 + [0.0]
     assert coverage.claim(0, 9, 10) and coverage.complete
