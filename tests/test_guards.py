@@ -78,6 +78,18 @@ def test_sigmoid_is_exact_in_float32_far_into_the_negative_side():
     np.testing.assert_allclose(mt.sigmoid(x).data, want, rtol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_sigmoid_of_very_negative_inputs_is_silent_and_right(dtype):
+    x = np.array([-1e4, -800.0, -100.0, -20.0, -12.0, -3.0, 0.0, 30.0])
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        got = mt.sigmoid(mt.Tensor(x, dtype=dtype)).data
+    want = np.exp(-np.logaddexp(0.0, -x))  # float64, by another formula
+    tiny = np.finfo(dtype).tiny  # below the smallest normal number only the scale matters
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, want.astype(dtype), rtol=np.finfo(dtype).eps * 4,
+                               atol=tiny)
+
+
 def test_summary_counts_frozen_weights_as_non_trainable():
     model = small_model()
     model.get_layer("b").kernel.requires_grad = False  # 2 weights frozen
