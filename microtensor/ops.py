@@ -181,6 +181,7 @@ def _largest_exp_argument(dtype: type) -> np.floating:
     return x
 
 
+_FLOAT16 = np.dtype(np.float16)
 _LARGEST_EXP_ARGUMENT = {np.dtype(t): _largest_exp_argument(t) for t in (np.float32, np.float64)}
 
 
@@ -207,13 +208,14 @@ def sigmoid(a: Tensor) -> Tensor:
     # raising a warning; cheaper than silencing it with np.errstate on every call.
     # float16's exp overflows already at 11, so it is computed in float32.
     # out= keeps a 0-D result an array (not a numpy scalar), updatable in place.
-    x = a.data if a.data.dtype != np.float16 else a.data.astype(np.float32)
+    x = a.data if a.data.dtype is not _FLOAT16 else a.data.astype(np.float32)
     out = np.negative(x) if x.ndim else np.negative(x, out=np.empty_like(x))
     np.minimum(out, _LARGEST_EXP_ARGUMENT.get(out.dtype, np.inf), out=out)
     np.exp(out, out=out)
     out += 1
     np.reciprocal(out, out=out)
-    out = out.astype(a.data.dtype, copy=False)
+    if out.dtype is not a.data.dtype:
+        out = out.astype(a.data.dtype)
 
     def backward(g: np.ndarray) -> None:
         grad = 1 - out
