@@ -26,7 +26,7 @@ from .symbolic import flatten
 
 @contextmanager
 def collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for one training step.
+    """Pause Python's cyclic garbage collector for one training step (or a model's forward pass).
 
     A step's graph has no reference cycles (a node points only at its inputs),
     so reference counting frees it; meanwhile the collector would walk its

@@ -417,3 +417,31 @@ def test_a_training_step_leaves_no_reference_cycles():
         if was_enabled:
             gc.enable()
     assert gc.isenabled() == was_enabled
+
+
+def test_a_model_call_pauses_the_collector_and_restores_it_even_after_an_error():
+    import gc
+
+    seen = []
+
+    class Spy(nn.Dense):
+        def forward(self, x):
+            seen.append(gc.isenabled())
+            return super().forward(x)
+
+    inp = nn.Input(shape=(3,))
+    model = nn.Model(inp, Spy(2)(inp))
+    was_enabled = gc.isenabled()
+    try:
+        gc.enable()
+        model(np.ones((4, 3)))
+        assert seen == [False] and gc.isenabled()
+        with pytest.raises(ValueError, match="expects data of shape"):
+            model(np.ones((4, 5)))
+        assert gc.isenabled()
+        gc.disable()
+        model(np.ones((4, 3)))
+        assert not gc.isenabled()
+    finally:
+        if was_enabled:
+            gc.enable()
