@@ -51,7 +51,7 @@ class Tensor:
     def __init__(self, data, requires_grad: bool = False, dtype=None, name: str | None = None):
         if isinstance(data, Tensor):
             if data._freed:
-                raise FreedValueError(data.freed_message("Tensor(...)"))
+                raise FreedValueError(data._freed_message("Tensor(...)"))
             data = data.data
         elif isinstance(data, list | tuple) and any(isinstance(d, Tensor) for d in data):
             raise TypeError("Tensor: got a list of Tensors; use mt.stack(tensors) to join them "
@@ -97,7 +97,7 @@ class Tensor:
         out._freed = False
         for parent in parents:
             if parent._freed:
-                raise FreedValueError(parent.freed_message(f"{op}: an input"))
+                raise FreedValueError(parent._freed_message(f"{op}: an input"))
         out._created = next(_creation_counter)
         if state.grad_enabled:
             for parent in parents:
@@ -143,15 +143,17 @@ class Tensor:
     def detach(self) -> Tensor:
         """The same data, cut off from the graph."""
         if self._freed:
-            raise FreedValueError(self.freed_message("detach"))
+            raise FreedValueError(self._freed_message("detach"))
         out = Tensor.__new__(Tensor)
         out._init_leaf(self.data, False, None)
         return out
 
-    def freed_message(self, user: str) -> str:
+    def _freed_message(self, user: str) -> str:
+        """Why ``user`` can't have this tensor's value, and how to keep it next time."""
         what = f"{self.name} = {self.op}" if self.name else self.op
-        where = f" made in {self.scope}" + (f" at step {self.step}" if self.step else "")
-        return (f"{user} is the tensor {what} {self.shape}{where if self.scope else ''}, whose "
+        where = f" made in {self.scope}" if self.scope else ""
+        where += f" at step {self.step}" if self.step else ""
+        return (f"{user} is the tensor {what} {self.shape}{where}, whose "
                 "value was freed when the layer call that made it returned without it. "
                 "Return it from that call, .detach() it there (e.g. states kept for the next "
                 "batch), or run the forward pass inside `with mt.keep_values():`")
