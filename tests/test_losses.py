@@ -22,6 +22,18 @@ def prediction(values, requires_grad: bool = True) -> mt.Tensor:
     return mt.Tensor(np.asarray(values, dtype=float), requires_grad=requires_grad)
 
 
+def assert_matches_torch(torch, loss_fn, torch_fn, y, x, torch_target) -> None:
+    """loss_fn(y, x) and its gradient equal torch_fn(x, torch_target)'s, to 1e-12."""
+    ours = prediction(x)
+    loss = loss_fn(y, ours)
+    loss.backward()
+    t_x = torch.tensor(x, requires_grad=True)
+    t_loss = torch_fn(t_x, torch.tensor(torch_target))
+    t_loss.backward()
+    assert loss.item() == pytest.approx(t_loss.item(), abs=1e-12)
+    np.testing.assert_allclose(ours.grad, t_x.grad.numpy(), rtol=0, atol=1e-12)
+
+
 # -- binary crossentropy -----------------------------------------------------------------------
 def test_binary_crossentropy_is_the_textbook_formula(float64):
     y = np.array([[1.0], [0.0], [1.0], [0.0]])
@@ -67,27 +79,15 @@ def test_binary_crossentropy_from_logits_is_exact_and_stable():
 def test_binary_crossentropy_from_logits_matches_torch(torch, float64):
     x = np.array([[-50.0, -3.0], [-0.5, 0.0], [0.0, 1e-3], [2.0, 50.0]])
     y = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0], [0.0, 1.0]])
-    logits = prediction(x)
-    loss = losses.binary_crossentropy(y, logits, from_logits=True)
-    loss.backward()
-    t_x = torch.tensor(x, requires_grad=True)
-    t_loss = torch.nn.functional.binary_cross_entropy_with_logits(t_x, torch.tensor(y))
-    t_loss.backward()
-    assert loss.item() == pytest.approx(t_loss.item(), abs=1e-12)
-    np.testing.assert_allclose(logits.grad, t_x.grad.numpy(), rtol=0, atol=1e-12)
+    assert_matches_torch(torch, lambda y, x: losses.binary_crossentropy(y, x, from_logits=True),
+                         torch.nn.functional.binary_cross_entropy_with_logits, y, x, y)
 
 
 def test_binary_crossentropy_of_probabilities_matches_torch_inside_the_clip(torch, float64):
     p = np.array([[0.1], [0.5], [0.97], [0.3]])
     y = np.array([[1.0], [0.0], [1.0], [1.0]])
-    probs = prediction(p)
-    loss = losses.binary_crossentropy(y, probs)
-    loss.backward()
-    t_p = torch.tensor(p, requires_grad=True)
-    t_loss = torch.nn.functional.binary_cross_entropy(t_p, torch.tensor(y))
-    t_loss.backward()
-    assert loss.item() == pytest.approx(t_loss.item(), abs=1e-12)
-    np.testing.assert_allclose(probs.grad, t_p.grad.numpy(), rtol=0, atol=1e-12)
+    assert_matches_torch(torch, losses.binary_crossentropy,
+                         torch.nn.functional.binary_cross_entropy, y, p, y)
 
 
 @pytest.mark.parametrize("from_logits", [False, True])
@@ -115,14 +115,9 @@ def test_categorical_crossentropy_clips_like_keras(float64):
 def test_categorical_crossentropy_from_logits_matches_torch(torch, float64):
     x = np.array([[2.0, -1.0, 0.5], [100.0, 0.0, -100.0], [0.0, 0.0, 0.0]])
     labels = np.array([0, 2, 1])
-    logits = prediction(x)
-    loss = losses.categorical_crossentropy(np.eye(3)[labels], logits, from_logits=True)
-    loss.backward()
-    t_x = torch.tensor(x, requires_grad=True)
-    t_loss = torch.nn.functional.cross_entropy(t_x, torch.tensor(labels))
-    t_loss.backward()
-    assert loss.item() == pytest.approx(t_loss.item(), abs=1e-12)
-    np.testing.assert_allclose(logits.grad, t_x.grad.numpy(), rtol=0, atol=1e-12)
+    assert_matches_torch(
+        torch, lambda y, x: losses.categorical_crossentropy(y, x, from_logits=True),
+        torch.nn.functional.cross_entropy, np.eye(3)[labels], x, labels)
 
 
 def test_sparse_categorical_crossentropy_takes_integer_labels(float64):

@@ -349,24 +349,19 @@ def joinable(draw, stacking: bool):
     return [tuple(base[:axis % rank] + [n] + base[axis % rank + 1:]) for n in sizes], axis
 
 
-@SETTINGS
-@given(case=joinable(stacking=False), seed=seeds)
-def test_concatenate_matches_torch(torch, case, seed):
-    shapes_, axis = case
-    rng = np.random.default_rng(seed)
-    check_against_torch(torch, lambda *ts: mt.concatenate(ts, axis=axis),
-                        lambda *ts: torch.cat(ts, dim=axis), [normal(rng, s) for s in shapes_],
-                        seed)
+JOINS = {"concatenate": (False, mt.concatenate, "cat"), "stack": (True, mt.stack, "stack")}
 
 
+@pytest.mark.parametrize("name", JOINS)
 @SETTINGS
-@given(case=joinable(stacking=True), seed=seeds)
-def test_stack_matches_torch(torch, case, seed):
-    shapes_, axis = case
+@given(data=st.data(), seed=seeds)
+def test_joining_matches_torch(torch, name, data, seed):
+    stacking, join, torch_name = JOINS[name]
+    shapes_, axis = data.draw(joinable(stacking=stacking))
     rng = np.random.default_rng(seed)
-    check_against_torch(torch, lambda *ts: mt.stack(ts, axis=axis),
-                        lambda *ts: torch.stack(ts, dim=axis), [normal(rng, s) for s in shapes_],
-                        seed)
+    check_against_torch(torch, lambda *ts: join(ts, axis=axis),
+                        lambda *ts: getattr(torch, torch_name)(ts, dim=axis),
+                        [normal(rng, s) for s in shapes_], seed)
 
 
 def test_joining_with_a_constant_sends_gradient_only_to_the_others():
