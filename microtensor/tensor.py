@@ -95,22 +95,22 @@ class Tensor:
         out._products = None
         out._coverage = None
         out._freed = False
+        out._created = next(_creation_counter)
+        needs_grad = False
         for parent in parents:
             if parent._freed:
                 raise FreedValueError(parent._freed_message(f"{op}: an input"))
-        out._created = next(_creation_counter)
-        if state.grad_enabled:
-            for parent in parents:
-                if parent.requires_grad:
-                    out.requires_grad = True
-                    out.parents = parents
-                    out._backward = backward
-                    if state.recorded is not None:  # see values.freeing_intermediates
-                        state.recorded.append(out)
-                    return out
-        out.requires_grad = False
-        out.parents = ()
-        out._backward = None
+            needs_grad = needs_grad or parent.requires_grad
+        if needs_grad and state.grad_enabled:
+            out.requires_grad = True
+            out.parents = parents
+            out._backward = backward
+            if state.recorded is not None:  # see values.freeing_intermediates
+                state.recorded.append(out)
+        else:
+            out.requires_grad = False
+            out.parents = ()
+            out._backward = None
         return out
 
     # -- plain array facts ---------------------------------------------------
