@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import microtensor as mt
 
-from . import activations
-from .recurrent import Recurrent
+from .recurrent import GatedRecurrent
 from .simple_rnn import explain_recurrent_params
 from .symbolic import Shape
 
 
-class GRU(Recurrent):
+class GRU(GatedRecurrent):
     """Gated recurrent unit layer.
 
     Input (batch, timesteps, features). Output (batch, timesteps, units) with
@@ -60,12 +59,11 @@ class GRU(Recurrent):
                  recurrent_initializer="orthogonal", bias_initializer="zeros",
                  reset_after: bool = True, return_sequences: bool = False,
                  return_state: bool = False, name: str | None = None):
-        super().__init__(units, activation, use_bias, kernel_initializer,
+        super().__init__(units, activation, recurrent_activation, use_bias, kernel_initializer,
                          recurrent_initializer, bias_initializer, return_sequences,
                          return_state, name)
-        self.recurrent_activation = activations.get(recurrent_activation)
         self.reset_after = reset_after
-        self._z, self._r, self._h = (self.gate_slice(k) for k in range(3))
+        self._z, self._r, self._h = self.gates
 
     def bias_shape(self) -> tuple[int, ...]:
         # reset_after keeps two biases: one row for the inputs, one for h.
@@ -102,9 +100,7 @@ class GRU(Recurrent):
         return (h,)
 
     def get_config(self) -> dict:
-        return {**super().get_config(),
-                "recurrent_activation": activations.name_of(self.recurrent_activation),
-                "reset_after": self.reset_after}
+        return {**super().get_config(), "reset_after": self.reset_after}
 
     def explain_params(self, input_shape: Shape) -> str:
         biases = (2 if self.reset_after else 1) if self.use_bias else 0

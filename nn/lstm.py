@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import microtensor as mt
 
-from . import activations
 from .layer import counted
-from .recurrent import Recurrent
+from .recurrent import GatedRecurrent
 from .symbolic import Shape
 
 
-class LSTM(Recurrent):
+class LSTM(GatedRecurrent):
     """Long short-term memory layer.
 
     Input (batch, timesteps, features). Output (batch, timesteps, units) with
@@ -34,12 +33,11 @@ class LSTM(Recurrent):
                  recurrent_initializer="orthogonal", bias_initializer="zeros",
                  unit_forget_bias: bool = True, return_sequences: bool = False,
                  return_state: bool = False, name: str | None = None):
-        super().__init__(units, activation, use_bias, kernel_initializer,
+        super().__init__(units, activation, recurrent_activation, use_bias, kernel_initializer,
                          recurrent_initializer, bias_initializer, return_sequences,
                          return_state, name)
-        self.recurrent_activation = activations.get(recurrent_activation)
         self.unit_forget_bias = unit_forget_bias
-        self._i, self._f, self._c, self._o = (self.gate_slice(k) for k in range(4))
+        self._i, self._f, self._c, self._o = self.gates
 
     def build(self, input_shape: Shape) -> None:
         super().build(input_shape)
@@ -63,9 +61,7 @@ class LSTM(Recurrent):
         return h, c
 
     def get_config(self) -> dict:
-        return {**super().get_config(),
-                "recurrent_activation": activations.name_of(self.recurrent_activation),
-                "unit_forget_bias": self.unit_forget_bias}
+        return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
 
     def explain_params(self, input_shape: Shape) -> str:
         features, u = input_shape[-1], self.units

@@ -160,3 +160,21 @@ class Recurrent(Layer):
         if self.return_state:
             text += f", then the final {' and '.join(self.state_names)} (return_state=True)"
         return text
+
+
+class GatedRecurrent(Recurrent):
+    """A recurrent layer with gates (LSTM, GRU): a ``recurrent_activation`` for them, and
+    ``gates``, the column blocks of z that each gate reads (``gate_count`` of them)."""
+
+    def __init__(self, units: int, activation, recurrent_activation, use_bias: bool,
+                 kernel_initializer, recurrent_initializer, bias_initializer,
+                 return_sequences: bool, return_state: bool, name: str | None):
+        super().__init__(units, activation, use_bias, kernel_initializer,
+                         recurrent_initializer, bias_initializer, return_sequences,
+                         return_state, name)
+        self.recurrent_activation = activations.get(recurrent_activation)
+        self.gates = tuple(self.gate_slice(k) for k in range(self.gate_count))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(),
+                "recurrent_activation": activations.name_of(self.recurrent_activation)}
