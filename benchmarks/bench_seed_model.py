@@ -28,6 +28,7 @@ from collections.abc import Callable
 
 import numpy as np
 from numpy_reference import NumpySeedModel, seed_weights, split_layers
+from primitives_reference import NumpyPrimitivesModel
 
 TIMESTEPS, FEATURES = 50, 10
 PREDICT_BATCH = 256
@@ -101,6 +102,7 @@ def implementations(use_torch: bool) -> dict[str, Callable]:
     except (ImportError, AttributeError) as err:
         print(f"skipping microtensor rows: {type(err).__name__}: {err}")
     factories["numpy reference (hand-written BPTT)"] = NumpySeedModel
+    factories["numpy, microtensor's ops, no graph"] = NumpyPrimitivesModel
     if use_torch:
         try:
             from torch_reference import TorchFusedModel, TorchPrimitiveModel
@@ -177,7 +179,7 @@ def check_agreement(factories: dict[str, Callable], batch: int = 4) -> None:
     finally:
         set_microtensor_dtype(np.float32)
 
-    reference_name = next(n for n in results if n.startswith("numpy"))
+    reference_name = next(n for n in results if n.startswith("numpy ref"))
     ref_loss, ref_grads, ref_weights, ref_pred = results.pop(reference_name)
     print(f"\nfloat64 agreement with the {reference_name} (batch {batch}, loss {ref_loss:.6f}):")
     failures = []
@@ -271,7 +273,7 @@ def print_table(samples: dict, names: list[str], columns: list[str]) -> None:
         print(f"| {name} | {' | '.join(cells)} | {' / '.join(ratios)} |")
     print("\n(times: medians over rounds; ratios: medians of the per-round ratios)")
     if base == "microtensor":
-        for other in (n for n in names if n.startswith(("numpy", "torch autograd"))):
+        for other in (n for n in names if n.startswith(("numpy ref", "torch autograd"))):
             ratios = ", ".join(f"{paired_ratio(samples, base, other, c):.2f}× ({c})"
                                for c in columns)
             print(f"microtensor ÷ {other}: {ratios}")

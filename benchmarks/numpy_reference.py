@@ -81,7 +81,7 @@ def sigmoid(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 # -- LSTM -------------------------------------------------------------------------
 
 def lstm_forward(x: np.ndarray, kernel, recurrent_kernel, bias, keep: bool) -> tuple:
-    """x (T, B, F) -> (hs (T + 1, B, U) with hs[0] = 0, cache or None).
+    """x (T, B, F) -> (h of every step (T, B, U), cache or None).
 
     The cache holds what BPTT needs: the input, all h and c, the activated
     gates (T, B, 4U) and tanh(c) (T, B, U).
@@ -107,7 +107,7 @@ def lstm_forward(x: np.ndarray, kernel, recurrent_kernel, bias, keep: bool) -> t
         np.tanh(c, out=tc)
         np.multiply(o, tc, out=hs[t + 1])
     cache = (x, hs, cs, gates, tanh_cs) if keep else None
-    return hs, cache
+    return hs[1:], cache
 
 
 def lstm_backward(dh_seq: np.ndarray | None, dh_last: np.ndarray | None, cache,
@@ -155,6 +155,9 @@ def bce_and_grad(p: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
 class NumpySeedModel:
     """Stacked LSTMs then Dense layers, with hand-written forward, BPTT and Adam."""
 
+    lstm_forward = staticmethod(lstm_forward)
+    lstm_backward = staticmethod(lstm_backward)
+
     def __init__(self, weights: list[np.ndarray], lr: float = 1e-3):
         self.weights = [np.array(w) for w in weights]
         self.optimizer = Adam(self.weights, lr=lr)
@@ -164,9 +167,8 @@ class NumpySeedModel:
         seq = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, F)
         caches = []
         for kernel, recurrent_kernel, bias in lstms:
-            hs, cache = lstm_forward(seq, kernel, recurrent_kernel, bias, keep)
+            seq, cache = self.lstm_forward(seq, kernel, recurrent_kernel, bias, keep)
             caches.append(cache)
-            seq = hs[1:]
         a = seq[-1]
         for n, (kernel, bias) in enumerate(denses):
             caches.append(a)
@@ -196,8 +198,8 @@ class NumpySeedModel:
         dh_seq, dh_last = None, da
         for n in reversed(range(len(lstms))):
             kernel, recurrent_kernel, _ = lstms[n]
-            dx, dk, dr, db = lstm_backward(dh_seq, dh_last, caches[n], kernel,
-                                           recurrent_kernel, need_dx=n > 0)
+            dx, dk, dr, db = self.lstm_backward(dh_seq, dh_last, caches[n], kernel,
+                                                recurrent_kernel, need_dx=n > 0)
             grads[:0] = [dk, dr, db]
             dh_seq, dh_last = dx, None
         return loss, grads

@@ -13,6 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from numpy_reference import NumpySeedModel, seed_weights  # noqa: E402
+from primitives_reference import ROWS_WORTH_A_GEMM, NumpyPrimitivesModel  # noqa: E402
 
 TINY = dict(features=3, lstm_units=(5, 4), dense_units=(6, 3, 1))
 
@@ -21,7 +22,7 @@ def tiny_problem(seed: int = 0, batch: int = 4, timesteps: int = 6):
     rng = np.random.default_rng(seed)
     weights = seed_weights(rng, **TINY, dtype=np.float64)
     x = rng.standard_normal((batch, timesteps, TINY["features"]))
-    y = np.array([[0.0], [1.0], [1.0], [0.0]])[:batch]
+    y = rng.integers(0, 2, size=(batch, 1)).astype(np.float64)
     return weights, x, y
 
 
@@ -29,11 +30,15 @@ def max_relative_difference(got: list[np.ndarray], want: list[np.ndarray]) -> fl
     return max(float(np.abs(g - w).max() / np.abs(w).max()) for g, w in zip(got, want, strict=True))
 
 
-def test_numpy_reference_matches_torch_autograd(torch):
+# The primitives model sums weight products in groups below ROWS_WORTH_A_GEMM rows, one by
+# one from there: both paths are checked.
+@pytest.mark.parametrize("model, batch", [(NumpySeedModel, 4), (NumpyPrimitivesModel, 4),
+                                          (NumpyPrimitivesModel, ROWS_WORTH_A_GEMM)])
+def test_numpy_references_match_torch_autograd(torch, model, batch):
     from torch_reference import TorchPrimitiveModel
 
-    weights, x, y = tiny_problem()
-    reference, expected = NumpySeedModel(weights), TorchPrimitiveModel(weights)
+    weights, x, y = tiny_problem(batch=batch)
+    reference, expected = model(weights), TorchPrimitiveModel(weights)
 
     loss, grads = reference.loss_and_grads(x, y)
     want_loss, want_grads = expected.loss_and_grads(x, y)
