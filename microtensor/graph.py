@@ -66,6 +66,15 @@ class _Node:
         return self.kind in ("op", "output")
 
 
+RANKDIRS = ("LR", "RL", "TB", "BT")  # left to right, ..., top to bottom, bottom to top
+
+
+def check_rankdir(caller: str, rankdir: str) -> None:
+    if rankdir not in RANKDIRS:
+        raise ValueError(f"{caller}: rankdir must be one of {', '.join(RANKDIRS)} "
+                         f"(Graphviz's directions), got {rankdir!r}")
+
+
 def draw_graph(root: Tensor, show_shapes: bool = True, group: str | None = "module",
                max_steps: int | None = None, rankdir: str = "LR",
                max_nodes: int | None = None, show_values: bool = False) -> Graph:
@@ -90,8 +99,12 @@ def draw_graph(root: Tensor, show_shapes: bool = True, group: str | None = "modu
         pictures: more than ``max_nodes`` (default MAX_VALUE_NODES = 100) drawn
         op nodes raise a ValueError that suggests a ``max_steps``.
     """
+    if not isinstance(root, Tensor):
+        raise TypeError(f"draw_graph: root must be the Tensor whose graph to draw (e.g. the "
+                        f"loss), got {type(root).__name__}")
     if group not in ("module", None):
         raise ValueError(f"draw_graph: group must be 'module' or None, got {group!r}")
+    check_rankdir("draw_graph", rankdir)
     if max_steps is not None and max_steps < 0:
         raise ValueError(f"draw_graph: max_steps must be >= 0, got {max_steps}")
     nodes, edges, note = _collect(root, show_shapes, show_values)

@@ -117,7 +117,8 @@ def power(a: Tensor, exponent: float) -> Tensor:
     """``a ** exponent`` for a scalar exponent."""
     if not isinstance(exponent, numbers.Real):
         raise TypeError(f"pow: only a scalar exponent is supported, got {type(exponent).__name__}")
-
+    if isinstance(exponent, np.generic):  # np.float64(2) would make a float32 tensor float64
+        exponent = exponent.item()
     x = a.data
 
     def backward(g: np.ndarray) -> None:

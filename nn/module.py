@@ -22,7 +22,15 @@ class Module:
         self._weights: dict[str, mt.Tensor] = {}
 
     def _children(self) -> list[Module]:
-        return []
+        """Modules held in attributes, alone or in a list, tuple or dict, in assignment order:
+        a custom Module's layers are found as PyTorch finds its submodules."""
+        found = []
+        for value in vars(self).values():
+            if isinstance(value, dict):
+                value = list(value.values())
+            items = value if isinstance(value, list | tuple) else (value,)
+            found.extend(item for item in items if isinstance(item, Module))
+        return found
 
     def modules(self) -> Iterator[Module]:
         """This module and all below it, depth first, each once (no recursion)."""

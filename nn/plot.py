@@ -17,8 +17,9 @@ def _shape_text(shape) -> str:
 
 def draw_layers(model, rankdir: str = "TB") -> graphviz.Digraph:
     """One box per layer call with its input and output shapes, arrows where data flows."""
-    from microtensor.graph import Graph
+    from microtensor.graph import Graph, check_rankdir
 
+    check_rankdir("draw", rankdir)
     graph = Graph(name=model.name, graph_attr={"rankdir": rankdir, "label": model.name,
                                                "labelloc": "t", "fontname": "Helvetica"},
                   node_attr={"shape": "record", "fontname": "Helvetica", "fontsize": "11",

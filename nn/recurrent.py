@@ -50,7 +50,9 @@ class Recurrent(Layer):
             batch = shape[0] if shape and shape[0] is not None else "batch"
             hint = ""
             if len(shape) == 2:
-                hint = (f" If each sample is a sequence of {shape[1]} single values, use "
+                hint = (" If it comes from another recurrent layer, give that one "
+                        "return_sequences=True so that it outputs every step. If each sample "
+                        f"is a sequence of {shape[1]} single values, use "
                         f"x.reshape({batch}, {shape[1]}, 1); if it is one time step of "
                         f"{shape[1]} features, use x.reshape({batch}, 1, {shape[1]}).")
             raise ValueError(f"{self.name} ({kind}): expects input of shape (batch, timesteps, "

@@ -6,16 +6,29 @@ from .model import InputLayer, Model, Sequential
 from .symbolic import Node, flatten
 
 
-def _row(fields: list[str], positions: list[int]) -> str:
-    """Keras's print_row: each field cut to end one space before the next column."""
-    line = ""
-    for i, field in enumerate(fields):
-        if i > 0:
-            line = line[:-1] + " "
-        line += str(field)
-        line = line[:positions[i]]
-        line += " " * (positions[i] - len(line))
-    return line
+def _rows(fields: list[str], positions: list[int]) -> list[str]:
+    """Keras's print_row: each field in its column, ending one space before the next column;
+    a field too long for its column goes on in the same column on the next lines."""
+    starts = [0, *positions[:-1]]
+    left = [str(field) for field in fields]
+    lines = []
+    while True:
+        line = ""
+        for i, (start, end) in enumerate(zip(starts, positions, strict=True)):
+            width = end - start - 1
+            shown, left[i] = _split(left[i], width)
+            line += shown.ljust(width) + " "
+        lines.append(line)
+        if not any(left):
+            return lines
+
+
+def _split(text: str, width: int) -> tuple[str, str]:
+    """(what fits in width, the rest): after a comma where possible, as "[(None, 4)," ."""
+    if len(text) <= width:
+        return text, ""
+    cut = text.rfind(", ", 0, width)
+    return (text[:cut + 1], text[cut + 2:]) if cut > 0 else (text[:width], text[width:])
 
 
 def _format_shape(shape) -> str:
@@ -67,7 +80,7 @@ def summary_lines(model: Model, explain: bool = False, line_length: int | None =
         headers.append("Connected to")
     positions = [int(line_length * f) for f in fractions]
 
-    lines = [f'Model: "{model.name}"', "_" * line_length, _row(headers, positions),
+    lines = [f'Model: "{model.name}"', "_" * line_length, *_rows(headers, positions),
              "=" * line_length]
     nodes = [n for n in model.nodes
              if not (isinstance(model, Sequential) and isinstance(n.layer, InputLayer))]
@@ -80,7 +93,7 @@ def summary_lines(model: Model, explain: bool = False, line_length: int | None =
                   f"{count:,}"]
         if not chain:
             fields.append(_connected_to(node))
-        lines.append(_row(fields, positions))
+        lines.extend(_rows(fields, positions))
         if explain:
             lines.extend(_explain(node))
         lines.append(("=" if k == len(nodes) - 1 else "_") * line_length)

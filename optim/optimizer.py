@@ -72,6 +72,12 @@ class Optimizer:
             setattr(self, name, _plain(value))
         self._validate()
         if params is not None:
+            params = [params] if isinstance(params, Tensor) else list(params)
+            if not params:  # as torch: almost always a model whose layers aren't built yet
+                raise ValueError(
+                    f"{type(self).__name__}: got an empty parameter list. Layers make their "
+                    "weights on their first call: call the model once on a batch first, or "
+                    "let model.compile(optimizer=...) hand the parameters over")
             self.attach(params)
 
     # -- hyperparameters -----------------------------------------------------

@@ -199,6 +199,10 @@ def test_bad_arguments_are_named():
         mt.draw_graph(loss, group="layer")
     with pytest.raises(ValueError, match="max_steps"):
         mt.draw_graph(loss, max_steps=-1)
+    with pytest.raises(ValueError, match="draw_graph: rankdir must be one of LR, RL, TB, BT.*'XY'"):
+        mt.draw_graph(loss, rankdir="XY")
+    with pytest.raises(TypeError, match="draw_graph: root must be the Tensor.*got ndarray"):
+        mt.draw_graph(loss.data)
 
 
 def test_a_long_chain_needs_no_recursion():

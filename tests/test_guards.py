@@ -41,6 +41,16 @@ def test_a_float_scalar_does_not_truncate_an_integer_tensor():
     assert (mt.Tensor([1.0, 2.0]) * 0.5).dtype == np.float32
 
 
+@pytest.mark.parametrize("scalar", [2, 2.0, np.float64(2), np.int64(2), np.float16(2)])
+def test_any_scalar_keeps_a_float32_tensor_float32(scalar):
+    x = mt.Tensor([[1.0, 2.0]], requires_grad=True)
+    for result in (x ** scalar, x * scalar, scalar - x, x / scalar):
+        assert result.dtype == np.float32
+    (x ** scalar).sum().backward()
+    assert x.grad.dtype == np.float32
+    np.testing.assert_allclose(x.grad, [[2.0, 4.0]])
+
+
 def test_a_user_class_named_like_a_builtin_does_not_change_loading(tmp_path):
     model = small_model()
     path = tmp_path / "m.npz"
@@ -104,6 +114,14 @@ def test_draw_works_for_inputs_of_any_length():
     inp = nn.Input(shape=(None, 2))
     model = nn.Model(inp, nn.LSTM(2, name="lstm")(inp))
     assert "lstm · t=3" in model.draw().source
+
+
+def test_draw_checks_rankdir_at_both_levels():
+    inp = nn.Input(shape=(3, 2))
+    model = nn.Model(inp, nn.LSTM(2)(inp))
+    for level in ("layer", "op"):
+        with pytest.raises(ValueError, match="rankdir must be one of"):
+            model.draw(level=level, rankdir="sideways")
 
 
 def test_fit_and_predict_name_what_is_wrong_with_their_arguments():

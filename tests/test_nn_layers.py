@@ -256,6 +256,13 @@ def test_lstm_after_a_2d_input_in_a_functional_model():
         nn.LSTM(8, name="lstm")(nn.Input((10,)))
 
 
+def test_stacking_lstms_without_return_sequences_points_at_return_sequences():
+    inp = nn.Input((10, 3))
+    with pytest.raises(ValueError, match=r"lstm2 \(LSTM\).*\(None, 8\).*give that one "
+                                         r"return_sequences=True"):
+        nn.LSTM(4, name="lstm2")(nn.LSTM(8, name="lstm1")(inp))
+
+
 def test_model_called_on_the_wrong_feature_size_names_both_shapes(built_seed):
     with pytest.raises(ValueError) as caught:
         built_seed(np.zeros((3, 50, 7)))

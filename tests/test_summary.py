@@ -212,3 +212,15 @@ def test_explain_names_every_axis(explained_lines):
 def test_explain_keeps_the_plain_table_intact(seed_lines, explained_lines):
     table_rows = [line for line in explained_lines if not line.startswith("   ")]
     assert table_rows[:len(seed_lines)] == seed_lines
+
+
+def test_a_long_output_shape_wraps_in_its_column_instead_of_being_cut():
+    inp = nn.Input((5, 3))
+    model = nn.Model(inp, nn.LSTM(4, return_state=True, name="lstm")(inp))
+    lines = summary_of(model)
+    row = next(k for k, line in enumerate(lines) if line.startswith("lstm (LSTM)"))
+    column = lines[2].index("Output Shape")
+    assert lines[row][column:].startswith("[(None, 4), (None, 4),")
+    assert lines[row + 1][column:].startswith("(None, 4)]")
+    assert lines[row + 1][:column].strip() == ""
+    assert all(len(line) <= 65 for line in lines)
