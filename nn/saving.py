@@ -1,5 +1,10 @@
 """model.save / nn.load_model: architecture as JSON and weights as arrays in one .npz file.
 
+A compiled model also keeps its compile settings (JSON, under the config's
+"compile" key) and its optimizer's state (arrays named ``__optimizer__/state.<i>.<buffer>``),
+so the loaded model is compiled and its next ``fit`` continues where it stopped.
+The optimizer class is looked up by name among ``optim``'s own classes only.
+
 Loaded with ``allow_pickle=False``: a crafted file can hold only numbers and
 text, never code. Saving writes a temporary file and renames it, so a crash
 mid-save never leaves a half-written model behind.
@@ -10,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 import zipfile
 from typing import Any
 
@@ -17,13 +23,15 @@ import numpy as np
 
 import microtensor as mt
 
+from . import losses, metrics
 from .layer import Layer
 from .model import Input, InputLayer, Model, Sequential
 from .symbolic import SymbolicTensor, map_structure
 
 FORMAT = "microtensor-model"
-VERSION = 1
+VERSION = 2                  # 2 added "compile"; version 1 files (no compile settings) still load
 CONFIG_KEY = "__config__"
+OPTIMIZER_PREFIX = "__optimizer__/"
 
 
 def model_config(model: Model) -> dict[str, Any]:
@@ -50,12 +58,68 @@ def model_config(model: Model) -> dict[str, Any]:
             "outputs": map_structure(ref, model.outputs)}
 
 
+def compile_config(model: Model) -> tuple[dict[str, Any] | None, dict[str, np.ndarray]]:
+    """The compile settings as JSON-friendly data, and the optimizer's state as arrays.
+
+    ``({"optimizer": {"class": "Adam", "config": {"lr": 0.001, "betas": [0.9, 0.999], ...},
+    "parameters": ["dense/kernel", ...]}, "loss": "binary_crossentropy", "metrics":
+    ["accuracy"]}, {"__optimizer__/state.0.step": array(3), "__optimizer__/state.0.exp_avg":
+    ..., ...})``; ``"parameters"`` names the optimizer's weights in its order (None if it has
+    none yet). ``(None, {})`` if the model isn't compiled, or (with a warning) if a loss,
+    metric or optimizer has no registered name, as Keras does with custom objects.
+    """
+    if model.optimizer is None or model.loss is None:
+        return None, {}
+    unnamed = _custom_compile_objects(model)
+    if unnamed:
+        warnings.warn(f"{model.name}: save: {', '.join(unnamed)} can't be saved by name; saved "
+                      "without compile settings or optimizer state (load_model returns an "
+                      "uncompiled model: compile it again)", stacklevel=3)
+        return None, {}
+    optimizer, names = model.optimizer, {id(p): name for name, p in model.named_parameters()}
+    state = optimizer.state_dict()
+    hyper = {key: np.asarray(state.pop(key)).tolist() for key in optimizer.hyperparameters}
+    params = None if optimizer.params is None else [names[id(p)] for p in optimizer.params]
+    record = {"optimizer": {"class": type(optimizer).__name__, "config": hyper,
+                            "parameters": params},
+              "loss": losses.name_of(model.loss),
+              "metrics": [name for name, _ in model.compiled_metrics]}
+    return record, {OPTIMIZER_PREFIX + key: np.asarray(value) for key, value in state.items()}
+
+
+def _custom_compile_objects(model: Model) -> list[str]:
+    """The loss, metrics and optimizer that ``load_model`` could not find again by name."""
+    from optim.registry import OPTIMIZERS  # nn meets optim only through compile
+
+    def found(lookup, wanted) -> bool:
+        try:
+            return lookup() is wanted
+        except ValueError:  # an unknown name
+            return False
+
+    loss_name = losses.name_of(model.loss)
+    custom = [] if found(lambda: losses.get(loss_name), model.loss) else [f"loss {loss_name!r}"]
+    custom += [f"metric {name!r}" for name, fn in model.compiled_metrics
+               if not found(lambda name=name: metrics.get(name, loss_name)[1], fn)]
+    optimizer = model.optimizer
+    if type(optimizer) not in OPTIMIZERS.values():
+        custom.append(f"optimizer {type(optimizer).__name__}")
+    elif optimizer.params is not None and not {id(p) for p in optimizer.params} <= {
+            id(p) for p in model.parameters()}:
+        custom.append("an optimizer updating weights that aren't this model's")
+    return custom
+
+
 def save_model(model: Model, path: str | os.PathLike) -> None:
     if not model.built:
         raise RuntimeError(f"{model.name}: save() needs a built model")
-    config = json.dumps(model_config(model))
-    arrays = {CONFIG_KEY: np.frombuffer(config.encode(), dtype=np.uint8)}
+    config = model_config(model)
+    record, optimizer_state = compile_config(model)
+    if record is not None:
+        config["compile"] = record
+    arrays = {CONFIG_KEY: np.frombuffer(json.dumps(config).encode(), dtype=np.uint8)}
     arrays.update(model.state_dict())
+    arrays.update(optimizer_state)
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=".saving-", suffix=".npz")
@@ -134,9 +198,40 @@ def _build(config: dict[str, Any]) -> Model:
     return Model(inputs=inputs, outputs=outputs, name=config["name"])
 
 
+def _compile(model: Model, record: dict[str, Any], state: dict[str, np.ndarray]) -> None:
+    """Compile ``model`` as ``record`` (from ``compile_config``) says; give the optimizer ``state``.
+
+    Raises (KeyError, TypeError, ValueError) on anything unknown or malformed.
+    """
+    from optim.registry import OPTIMIZERS
+
+    known = {cls.__name__: cls for cls in OPTIMIZERS.values()}
+    entry = record["optimizer"]
+    if not isinstance(entry["class"], str) or entry["class"] not in known:
+        raise ValueError(f"unknown optimizer class {entry['class']!r}; known: "
+                         f"{', '.join(sorted(known))}")
+    weights, names = dict(model.named_parameters()), entry["parameters"]
+    optimizer = known[entry["class"]]()
+    optimizer.attach(model.parameters() if names is None else [weights[n] for n in names])
+    optimizer.load_state_dict({**entry["config"], **state})   # checks all, then changes
+    model.compile(optimizer=optimizer, loss=record["loss"], metrics=record["metrics"])
+
+
+def _split(arrays: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(weights, optimizer state without the ``__optimizer__/`` prefix)."""
+    state = {key.removeprefix(OPTIMIZER_PREFIX): value for key, value in arrays.items()
+             if key.startswith(OPTIMIZER_PREFIX)}
+    weights = {key: value for key, value in arrays.items() if not key.startswith(OPTIMIZER_PREFIX)}
+    return weights, state
+
+
 def load_model(path: str | os.PathLike) -> Model:
-    """A model saved with ``model.save(path)``: same architecture, same weights, same outputs."""
+    """A model saved with ``model.save(path)``: same architecture, same weights, same outputs.
+
+    Compiled as it was when saved (optimizer state included), or uncompiled if it wasn't.
+    """
     config, arrays = _read(path)
+    arrays, optimizer_state = _split(arrays)
     previous = mt.get_default_dtype()
     try:
         mt.set_default_dtype(config.get("dtype", "float32"))
@@ -147,10 +242,19 @@ def load_model(path: str | os.PathLike) -> Model:
     finally:
         mt.set_default_dtype(previous)
     model.load_state_dict(arrays)
+    record = config.get("compile")
+    try:
+        if record is None and optimizer_state:
+            raise ValueError("optimizer state but no compile settings")
+        if record is not None:
+            _compile(model, record, optimizer_state)
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as err:
+        raise ValueError(f"load_model: {os.fspath(path)!r} has a damaged compile record "
+                         f"({type(err).__name__}: {err})") from None
     return model
 
 
 def load_weights(model: Model, path: str | os.PathLike) -> None:
     """Load a saved model's weights into ``model``; on any mismatch ``model`` is unchanged."""
     _, arrays = _read(path)
-    model.load_state_dict(arrays)
+    model.load_state_dict(_split(arrays)[0])
