@@ -6,6 +6,8 @@ import inspect
 import numbers
 import re
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -52,6 +54,37 @@ def checked_initializer(layer, initializer):
     except ValueError as err:
         raise ValueError(f"{layer.name} ({type(layer).__name__}): {err}") from None
     return initializer
+
+
+_attempts: list[list[Callable[[], None]]] = []  # the undo steps of each open build_attempt
+
+
+@contextmanager
+def build_attempt() -> Iterator[None]:
+    """Around a call that may build layers: if it raises, what was built inside is undone,
+    newest first, so the failed call leaves nothing half-built and the next call builds afresh.
+
+    Attempts nest: one that succeeds hands its undo steps to the attempt around it, which
+    still takes everything back if it fails later (Sequential: layer 1 built, layer 2 raises).
+    """
+    steps: list[Callable[[], None]] = []
+    _attempts.append(steps)
+    try:
+        yield
+    except BaseException:
+        for undo in reversed(steps):
+            undo()
+        raise
+    finally:
+        _attempts.pop()
+    if _attempts:
+        _attempts[-1].extend(steps)
+
+
+def on_failure(undo: Callable[[], None]) -> None:
+    """Have the innermost open build_attempt run ``undo`` if it fails (none open: nothing)."""
+    if _attempts:
+        _attempts[-1].append(undo)
 
 
 def snake_case(name: str) -> str:
@@ -139,12 +172,13 @@ class Layer(Module):
 
     # -- calling ---------------------------------------------------------------------
     def __call__(self, inputs, **kwargs):
-        if is_symbolic(inputs) or is_symbolic(list(kwargs.values())):
-            return self._call_symbolic(inputs, kwargs)
-        inputs = map_structure(self.convert_input, inputs)
-        self._ensure_built(inputs.shape)
-        with mt.scope(name=self.name):
-            return mt.freeing_intermediates(self.forward, inputs, **kwargs)
+        with build_attempt():  # a first call that fails after building leaves the layer unbuilt
+            if is_symbolic(inputs) or is_symbolic(list(kwargs.values())):
+                return self._call_symbolic(inputs, kwargs)
+            inputs = map_structure(self.convert_input, inputs)
+            self._ensure_built(inputs.shape)
+            with mt.scope(name=self.name):
+                return mt.freeing_intermediates(self.forward, inputs, **kwargs)
 
     def _call_symbolic(self, inputs: SymbolicTensor, kwargs: dict[str, Any]):
         self._ensure_built(inputs.shape)
@@ -158,9 +192,20 @@ class Layer(Module):
     def _ensure_built(self, shape: Shape) -> None:
         self.check_input_shape(shape)
         if not self.built:
-            self.input_shape = (None, *shape[1:])
-            self.build(self.input_shape)
-            self.built = True
+            with build_attempt():
+                on_failure(self._unbuild)
+                self.input_shape = (None, *shape[1:])
+                self.build(self.input_shape)
+                self.built = True
+
+    def _unbuild(self) -> None:
+        """Back to never built: no weights (nor their attributes), no input shape."""
+        for name, weight in self._weights.items():
+            if vars(self).get(name) is weight:
+                delattr(self, name)
+        self._weights.clear()
+        self.input_shape = None
+        self.built = False
 
     def check_input_shape(self, shape: Shape) -> None:
         """Raise an error that teaches, if ``shape`` (batch axis included) doesn't fit."""

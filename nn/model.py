@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import microtensor as mt
 
-from .layer import Layer, as_input, as_model_input, unique_name
+from .layer import Layer, as_input, as_model_input, build_attempt, on_failure, unique_name
 from .module import Module
 from .symbolic import Node, Shape, SymbolicTensor, flatten, map_structure
 from .training import Trainable, collector_paused
@@ -85,7 +85,16 @@ class Model(Trainable, Module):
         self.built = True
 
     def _children(self) -> list[Module]:
-        return list(self.layers) if self.built else []
+        # A subclass with its own forward() and no graph: the layers in its attributes.
+        return list(self.layers) if self.built else super()._children()
+
+    def build_for_data(self, shape: Shape) -> None:
+        """Only Sequential can build itself from data; a graph-less Model is a subclass."""
+        raise TypeError(
+            f"{self.name}: fit and evaluate train models made of layer calls, "
+            "nn.Model(inputs=nn.Input(...), outputs=...) or nn.Sequential([...]). A subclass "
+            "with its own forward() trains in a PyTorch-style loop: "
+            "loss.backward(); opt.step() (predict works on it)")
 
     @property
     def input_shape(self):
@@ -182,21 +191,24 @@ class Sequential(Model):
         super().__init__(name=name)
         self._input: SymbolicTensor | None = None
         self._stack: list[Layer] = []
-        for layer in layers or []:
-            self.add(layer)
+        with build_attempt():  # a layer that doesn't fit unbuilds those built before it
+            for layer in layers or []:
+                self.add(layer)
 
     def add(self, layer) -> None:
-        if isinstance(layer, SymbolicTensor):
-            if self._input is not None or self._stack:
-                raise ValueError(f"{self.name}: nn.Input can only come first")
-            self._input = layer
-        elif isinstance(layer, Layer):
-            self._stack.append(layer)
-        else:
-            raise TypeError(f"{self.name}: add() takes a layer or nn.Input, got "
-                            f"{type(layer).__name__}")
-        if self._input is not None and self._stack:
-            self._connect()
+        with build_attempt():  # on error: the layer list and graph as before, nothing built
+            self._restore_graph_on_failure()
+            if isinstance(layer, SymbolicTensor):
+                if self._input is not None or self._stack:
+                    raise ValueError(f"{self.name}: nn.Input can only come first")
+                self._input = layer
+            elif isinstance(layer, Layer):
+                self._stack.append(layer)
+            else:
+                raise TypeError(f"{self.name}: add() takes a layer or nn.Input, got "
+                                f"{type(layer).__name__}")
+            if self._input is not None and self._stack:
+                self._connect()
 
     def _children(self) -> list[Module]:
         # Before the first call the layers are known but not connected: model.eval() on a
@@ -204,9 +216,23 @@ class Sequential(Model):
         return super()._children() if self.built else list(self._stack)
 
     def build(self, input_shape: Shape) -> None:
-        """Build for inputs of ``input_shape`` (batch axis included, e.g. (None, 50, 10))."""
-        self._input = Input(tuple(input_shape)[1:])
-        self._connect()
+        """Build for inputs of ``input_shape`` (batch axis included, e.g. (None, 50, 10)).
+        If a layer doesn't fit, the model and the layers this built are left as before."""
+        with build_attempt():
+            self._restore_graph_on_failure()
+            self._input = Input(tuple(input_shape)[1:])
+            self._connect()
+
+    def _restore_graph_on_failure(self) -> None:
+        """Have the open build attempt, if it fails, put back the layer list and graph as now."""
+        saved = {key: vars(self)[key] for key in _GRAPH_STATE if key in vars(self)}
+        saved["_stack"] = list(self._stack)
+
+        def restore() -> None:
+            for key in _GRAPH_STATE:
+                vars(self).pop(key, None)
+            vars(self).update(saved)
+        on_failure(restore)
 
     def _connect(self) -> None:
         x = self._input
@@ -220,13 +246,26 @@ class Sequential(Model):
         self.build((None, *[None] * (len(shape) - 2), shape[-1]))
 
     def forward(self, x):
-        if not self.built:
+        if self.built:
+            return super().forward(x)
+        with build_attempt():  # a first call that fails leaves the model and its layers unbuilt
             self.build_for_data(as_input(x).shape)
-        return super().forward(x)
+            return super().forward(x)
+
+    def count_params(self) -> int:
+        if not self.built:
+            raise RuntimeError(f"{self.name}: count_params() needs a built model: give the model "
+                               "an nn.Input, call model.build(input_shape), or call it on data "
+                               "first")
+        return super().count_params()
 
     @property
     def layers_without_input(self) -> list[Layer]:
         return list(self._stack)
+
+
+# What Sequential's build changes on the model; a failed build puts these back.
+_GRAPH_STATE = ("_input", "_stack", "built", "inputs", "outputs", "nodes", "layers")
 
 
 def _nodes_between(inputs, outputs) -> list[Node]:

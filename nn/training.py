@@ -9,8 +9,8 @@ from __future__ import annotations
 import gc
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ import microtensor as mt
 
 from . import losses
 from . import metrics as metric_functions
+from .layer import build_attempt, on_failure
 from .seeding import rng
 from .symbolic import flatten
 
@@ -91,7 +92,12 @@ class Trainable:
         """
         held = getattr(self.optimizer, "params", None)
         if self.built and held is None:
+            optimizer, state = self.optimizer, getattr(self.optimizer, "state", None)
             self.optimizer.attach(self.parameters())
+
+            def detach() -> None:  # fit's first call failed: its weights are gone again
+                optimizer.params, optimizer.state = None, state
+            on_failure(detach)
         elif held and self.built and not {id(p) for p in held} & {id(p) for p in self.parameters()}:
             raise ValueError(f"{self.name}: compile got an optimizer that already updates another "
                              "model's parameters; make a new optimizer for this model")
@@ -106,6 +112,15 @@ class Trainable:
         ``validation_split`` holds out the *last* fraction of the data (before
         shuffling), as Keras does. Same seed (``nn.set_seed`` or ``seed=``), same run.
         """
+        with ExitStack() as first_step:
+            # Until the first step is taken, a failure takes back what this call built (the
+            # model's weights, the optimizer's parameters): a corrected call starts afresh.
+            first_step.enter_context(build_attempt())
+            return self._fit(x, y, batch_size, epochs, validation_split, validation_data,
+                             shuffle, verbose, seed, after_first_step=first_step.close)
+
+    def _fit(self, x, y, batch_size, epochs, validation_split, validation_data, shuffle,
+             verbose, seed, after_first_step: Callable[[], None]) -> History:
         self._require_compiled("fit")
         _check_batch_size("fit", batch_size)
         if int(epochs) != epochs or epochs < 0:
@@ -134,7 +149,8 @@ class Trainable:
             for epoch in range(epochs):
                 order = generator.permutation(len(y)) if shuffle else np.arange(len(y))
                 start = time.perf_counter()
-                logs = self._train_epoch(x, y, order, batch_size, epoch, epochs, verbose)
+                logs = self._train_epoch(x, y, order, batch_size, epoch, epochs, verbose,
+                                         after_first_step)
                 if validation_data is not None:
                     values = self._evaluate_logs(*validation_data, batch_size)
                     logs.update({f"val_{k}": v for k, v in values.items()})
@@ -147,7 +163,8 @@ class Trainable:
             self.train(was_training)
         return history
 
-    def _train_epoch(self, x, y, order, batch_size, epoch, epochs, verbose) -> dict[str, float]:
+    def _train_epoch(self, x, y, order, batch_size, epoch, epochs, verbose,
+                     after_step: Callable[[], None] | None = None) -> dict[str, float]:
         batches = range(0, len(y), batch_size)
         totals: dict[str, float] = {}
         seen = 0
@@ -157,6 +174,8 @@ class Trainable:
         for number, begin in enumerate(batches):
             index = order[begin:begin + batch_size]
             values = self.train_step(_rows(x, index), y[index], epoch=epoch, batch=number)
+            if after_step is not None:
+                after_step()
             seen += len(index)
             for key, value in values.items():
                 totals[key] = totals.get(key, 0.0) + value * len(index)
@@ -226,11 +245,14 @@ class Trainable:
             logs[name] = metric(y, prediction)
         return logs
 
-    def predict(self, x: Data, batch_size: int = 32, verbose: int = 0) -> np.ndarray:
-        """Outputs for ``x`` as a numpy array, computed in batches without a graph."""
+    def predict(self, x: Data, batch_size: int = 32,
+                verbose: int = 0) -> np.ndarray | list[np.ndarray]:
+        """Outputs for ``x`` as a numpy array (a list of arrays for a model with several
+        outputs, as Keras), computed in batches without a graph."""
         return self._predict_with_mask(x, batch_size)[0]
 
-    def _predict_with_mask(self, x, batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
+    def _predict_with_mask(self, x, batch_size: int) -> tuple[np.ndarray | list[np.ndarray],
+                                                               np.ndarray | None]:
         _check_batch_size("predict", batch_size)
         x = _model_inputs(self, "predict", x)
         samples = len(_first(x))
@@ -239,14 +261,18 @@ class Trainable:
                              f"{_first(x).shape})")
         was_training = self.training
         self.eval()
-        outputs, masks = [], []
+        outputs, masks = [], []  # per batch: the output array(s) and the output mask
         try:
             with mt.no_grad():
                 for begin in range(0, samples, batch_size):
-                    outputs.append(self(_rows(x, slice(begin, begin + batch_size))).data)
+                    output = self(_rows(x, slice(begin, begin + batch_size)))
+                    several = isinstance(output, list | tuple)
+                    outputs.append([t.data for t in output] if several else output.data)
                     masks.append(self.output_mask)
         finally:
             self.train(was_training)
+        if several:  # (fit and evaluate, which use the mask, take a single output)
+            return [np.concatenate(parts, axis=0) for parts in zip(*outputs, strict=True)], None
         mask = None if any(m is None for m in masks) else np.concatenate(masks, axis=0)
         return np.concatenate(outputs, axis=0), mask
 
@@ -285,10 +311,11 @@ class Trainable:
                     for got, want in zip(array.shape, expected, strict=True)):
                 raise ValueError(f"{what}: x has shape {array.shape} but the model expects "
                                  f"{expected} (None = any size)")
-        if self.loss is losses.binary_crossentropy and not np.all((y == 0) | (y == 1)):
-            odd = y[(y != 0) & (y != 1)].ravel()[0].item()  # a plain number in the message
-            raise ValueError(f"{what}: binary_crossentropy needs labels 0 or 1, got {odd!r}; "
-                             "for several classes use categorical or "
+        # Labels between 0 and 1 (smoothed, or probabilities) are fine, as in Keras.
+        if self.loss is losses.binary_crossentropy and not np.all((y >= 0) & (y <= 1)):
+            odd = y[(y < 0) | (y > 1)].ravel()[0].item()  # a plain number in the message
+            raise ValueError(f"{what}: binary_crossentropy needs labels between 0 and 1, got "
+                             f"{odd!r}; for several classes use categorical or "
                              "sparse_categorical_crossentropy")
         return x, y
 

@@ -79,3 +79,27 @@ def test_an_optimizer_given_no_parameters_says_to_call_the_model_first():
     net = Classifier()  # not called yet: its layers have no weights
     with pytest.raises(ValueError, match=r"Adam: got an empty parameter list.*first call"):
         optim.Adam(net.parameters())
+
+
+class Subclassed(nn.Model):
+    def __init__(self):
+        super().__init__(name="subclassed")
+        self.dense = nn.Dense(1, activation="sigmoid", name="dense")
+
+    def forward(self, x):
+        return self.dense(x)
+
+
+def test_a_model_subclass_finds_its_layers_and_predicts():
+    model = Subclassed()
+    x = np.ones((5, 3), np.float32)
+    assert model.predict(x).shape == (5, 1)
+    assert [name for name, _ in model.named_parameters()] == ["dense/kernel", "dense/bias"]
+
+
+def test_fit_on_a_model_subclass_says_to_use_a_pytorch_style_loop():
+    model = Subclassed()
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    with pytest.raises(TypeError, match="subclassed: fit and evaluate train models made of "
+                                        "layer calls.*PyTorch-style loop"):
+        model.fit(np.ones((4, 3), np.float32), np.ones((4, 1)), verbose=0)

@@ -231,6 +231,18 @@ def test_predict_is_batched_returns_numpy_records_no_graph_and_is_deterministic(
     np.testing.assert_allclose(model.predict(x, batch_size=50), first, rtol=1e-6)
 
 
+def test_predict_of_a_model_with_several_outputs_gives_a_list_like_keras():
+    x, _ = small_data(20)
+    inp = nn.Input(x.shape[1:])
+    model = nn.Model(inp, nn.LSTM(3, return_state=True)(inp))  # [output, h, c]
+    output, h, c = model.predict(x, batch_size=8)
+    assert output.shape == h.shape == c.shape == (20, 3)
+    np.testing.assert_array_equal(output, h)  # the last step's h is the output
+    whole = model(mt.Tensor(x))
+    for got, want in zip((output, h, c), whole, strict=True):
+        np.testing.assert_allclose(got, want.data, rtol=1e-6)
+
+
 # -- NaN and inf during training ---------------------------------------------------------------
 
 def weights_after(model_factory, x, y, batches: int, batch_size: int) -> list[np.ndarray]:
@@ -301,8 +313,8 @@ BAD_INPUTS = {
     "features": (dict(x=_x((10, 5, 4)), y=np.zeros(10)),
                  r"x has shape \(10, 5, 4\) but the model expects \(None, 5, 7\)"),
     "timesteps": (dict(x=_x((10, 6, TOKENS)), y=np.zeros(10)), r"\(10, 6, 7\).*\(None, 5, 7\)"),
-    "label 2": (dict(x=_x(), y=_with(np.zeros(10), 3, 2.0)), r"labels 0 or 1, got 2"),
-    "label -1": (dict(x=_x(), y=_with(np.zeros(10), 0, -1.0)), r"labels 0 or 1, got -1"),
+    "label 2": (dict(x=_x(), y=_with(np.zeros(10), 3, 2.0)), r"labels between 0 and 1, got 2"),
+    "label -1": (dict(x=_x(), y=_with(np.zeros(10), 0, -1.0)), r"labels between 0 and 1, got -1"),
     "nan in x": (dict(x=_with(_x(), (4, 2, 1), np.nan), y=np.zeros(10)),
                  r"x contains NaN.*\(4, 2, 1\)"),
     "inf in x": (dict(x=_with(_x(), (0, 0, 0), np.inf), y=np.zeros(10)), r"x contains NaN or inf"),
@@ -324,6 +336,15 @@ def test_bad_input_to_fit_raises_before_any_weight_changes(case):
         model.fit(**kwargs, batch_size=4, verbose=0)
     assert_weights_equal(model.get_weights(), before)
     assert not [k for k in model.optimizer.state_dict() if k.startswith("state.")]
+
+
+def test_binary_crossentropy_takes_labels_between_0_and_1_like_keras():
+    x, y = small_data()
+    soft = y * 0.8 + 0.1  # label smoothing
+    model = small_model(metrics=())
+    model.fit(x, soft, epochs=1, verbose=0)
+    want = nn.losses.binary_crossentropy(mt.Tensor(soft), mt.Tensor(model.predict(x)))
+    assert model.evaluate(x, soft) == pytest.approx(want.item(), rel=1e-6)
 
 
 def test_nan_labels_for_mse_are_refused_before_training():
