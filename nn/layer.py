@@ -14,7 +14,7 @@ import numpy as np
 
 import microtensor as mt
 
-from . import initializers
+from . import activations, initializers
 from .module import Module
 from .symbolic import Node, Shape, SymbolicTensor, is_symbolic, map_structure
 
@@ -49,11 +49,20 @@ def positive_int(layer, argument: str, value) -> int:
 def checked_initializer(layer, initializer):
     """``initializer`` unchanged, once known to exist: a typo fails when the layer is made,
     naming the layer, not at its first call."""
+    _looked_up(layer, initializers.get, initializer)
+    return initializer
+
+
+def checked_activation(layer, activation) -> activations.Activation:
+    """The function for ``activation`` (a name, a function or None); a typo names the layer."""
+    return _looked_up(layer, activations.get, activation)
+
+
+def _looked_up(layer, get: Callable[[Any], Any], value):
     try:
-        initializers.get(initializer)
+        return get(value)
     except ValueError as err:
         raise ValueError(f"{layer.name} ({type(layer).__name__}): {err}") from None
-    return initializer
 
 
 _attempts: list[list[Callable[[], None]]] = []  # the undo steps of each open build_attempt

@@ -12,7 +12,7 @@ import numpy as np
 import microtensor as mt
 
 from . import activations
-from .layer import Layer, as_input, checked_initializer, positive_int
+from .layer import Layer, as_input, checked_activation, checked_initializer, positive_int
 from .symbolic import Shape
 
 
@@ -32,7 +32,7 @@ class Recurrent(Layer):
                  return_state: bool = False, name: str | None = None):
         super().__init__(name)
         self.units = positive_int(self, "units", units)
-        self.activation = activations.get(activation)
+        self.activation = checked_activation(self, activation)
         self.use_bias = use_bias
         self.kernel_initializer = checked_initializer(self, kernel_initializer)
         self.recurrent_initializer = checked_initializer(self, recurrent_initializer)
@@ -174,7 +174,7 @@ class GatedRecurrent(Recurrent):
         super().__init__(units, activation, use_bias, kernel_initializer,
                          recurrent_initializer, bias_initializer, return_sequences,
                          return_state, name)
-        self.recurrent_activation = activations.get(recurrent_activation)
+        self.recurrent_activation = checked_activation(self, recurrent_activation)
         self.gates = tuple(self.gate_slice(k) for k in range(self.gate_count))
 
     def get_config(self) -> dict:

@@ -142,6 +142,10 @@ def test_fit_and_predict_name_what_is_wrong_with_their_arguments():
 def test_more_mistakes_are_named_where_they_happen(tmp_path):
     with pytest.raises(ValueError, match=r"dense_typo \(Dense\): unknown initializer 'glorot'"):
         nn.Dense(2, kernel_initializer="glorot", name="dense_typo")
+    with pytest.raises(ValueError, match=r"dense_act \(Dense\): unknown activation 'gelu'"):
+        nn.Dense(2, activation="gelu", name="dense_act")
+    with pytest.raises(ValueError, match=r"gru_act \(GRU\): unknown activation 'hard_sigmoid'"):
+        nn.GRU(2, recurrent_activation="hard_sigmoid", name="gru_act")
     with pytest.raises(mt.ShapeError, match="mean: .* hold no elements"):
         mt.Tensor(np.ones((0, 3))).mean()
     with pytest.raises(IndexError, match="must hold integers or booleans, got float32"):
