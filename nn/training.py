@@ -223,8 +223,9 @@ class Trainable:
                  verbose: int = 0) -> float | list[float]:
         """Loss (and metrics) on (x, y) without training: ``loss`` or ``[loss, *metrics]``."""
         self._require_compiled("evaluate")
-        x, y = self._checked_data("evaluate", x, y)
-        logs = self._evaluate_logs(x, y, batch_size)
+        with build_attempt():  # on an unbuilt model, a failure leaves it unbuilt
+            x, y = self._checked_data("evaluate", x, y)
+            logs = self._evaluate_logs(x, y, batch_size)
         if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
         values = list(logs.values())

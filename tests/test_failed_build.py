@@ -151,6 +151,16 @@ def test_fit_whose_first_call_fails_builds_afresh_on_a_corrected_call():
     assert model.layers_without_input[0].kernel.shape == (7, 4)
 
 
+def test_evaluate_on_an_unbuilt_model_that_fails_leaves_it_unbuilt():
+    model = nn.Sequential([nn.Dense(4, name="a"), nn.LSTM(2, name="b"), nn.Dense(1, name="c")])
+    model.compile(optimizer="adam", loss="mse")
+    with pytest.raises(ValueError, match="mse"):  # built from x, then y's shape is refused
+        model.evaluate(np.zeros((8, 5, 3)), np.zeros((8, 2, 2)))
+    assert not model.built
+    assert_unbuilt(*model.layers_without_input)
+    assert np.isfinite(model.evaluate(np.ones((8, 5, 7)), np.ones((8, 1))))
+
+
 def test_a_failure_after_the_first_step_keeps_the_trained_model():
     nn.set_seed(0)
     model = nn.Sequential([nn.LSTM(2, name="b"), nn.Dense(1, name="c")])
