@@ -117,6 +117,8 @@ def save_model(model: Model, path: str | os.PathLike) -> None:
     record, optimizer_state = compile_config(model)
     if record is not None:
         config["compile"] = record
+    else:
+        config["version"] = 1  # nothing that version 2 added: older readers load it too
     arrays = {CONFIG_KEY: np.frombuffer(json.dumps(config).encode(), dtype=np.uint8)}
     arrays.update(model.state_dict())
     arrays.update(optimizer_state)

@@ -261,3 +261,12 @@ def test_load_weights_takes_the_weights_of_a_compiled_save(saved):
     target.load_weights(saved)
     for got, want in zip(target.get_weights(), nn.load_model(saved).get_weights(), strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+def test_an_uncompiled_save_is_written_in_the_first_format(tmp_path):
+    """It holds nothing version 2 added, so a reader of version 1 can load it too."""
+    nn.set_seed(3)
+    small_model().save(tmp_path / "plain.npz")
+    assert read_archive(tmp_path / "plain.npz")[0]["version"] == 1
+    compiled("adam").save(tmp_path / "compiled.npz")
+    assert read_archive(tmp_path / "compiled.npz")[0]["version"] == 2
