@@ -6,8 +6,9 @@ Kept in one small module so the hot path reads plain module attributes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+import functools
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -28,24 +29,58 @@ class _State:
 state = _State()
 
 
-@contextmanager
-def _grad_mode(enabled: bool) -> Iterator[None]:
-    previous = state.grad_enabled
-    state.grad_enabled = enabled
-    try:
-        yield
-    finally:
-        state.grad_enabled = previous
+class _GradMode:
+    """Sets grad mode inside a ``with`` block or a decorated function, then restores it.
+
+    Like ``torch.no_grad``: ``with mt.no_grad():``, ``@mt.no_grad()`` and ``@mt.no_grad``
+    all work. A plain class rather than a generator: one object may be entered again,
+    or inside itself (a stack of previous modes), and decorate a recursive function.
+    """
+
+    __slots__ = ("_previous",)
+    enabled: ClassVar[bool]
+
+    def __new__(cls, fn: Callable | None = None):
+        if fn is None:
+            return super().__new__(cls)
+        return cls()(fn)  # the bare decorator `@mt.no_grad`: return the wrapped function
+
+    def __init__(self, fn: Callable | None = None) -> None:
+        self._previous: list[bool] = []
+
+    def __enter__(self) -> None:
+        self._previous.append(state.grad_enabled)
+        state.grad_enabled = self.enabled
+
+    def __exit__(self, *exc_info) -> None:
+        state.grad_enabled = self._previous.pop()
+
+    def __call__(self, fn: Callable) -> Callable:
+        if not callable(fn):
+            raise TypeError(f"{type(self).__name__}: expected a function to decorate, "
+                            f"got {type(fn).__name__}")
+
+        @functools.wraps(fn)
+        def with_grad_mode(*args: Any, **kwargs: Any) -> Any:
+            with self:
+                return fn(*args, **kwargs)
+
+        return with_grad_mode
 
 
-def no_grad() -> AbstractContextManager[None]:
-    """Inside this block no graph is recorded: results have requires_grad=False."""
-    return _grad_mode(False)
+class no_grad(_GradMode):  # noqa: N801 - used like a function: `with mt.no_grad():`
+    """Inside this block (or decorated function) no graph is recorded: results have
+    requires_grad=False."""
+
+    __slots__ = ()
+    enabled = False
 
 
-def enable_grad() -> AbstractContextManager[None]:
-    """Record the graph again, e.g. inside a no_grad block."""
-    return _grad_mode(True)
+class enable_grad(_GradMode):  # noqa: N801 - used like a function: `with mt.enable_grad():`
+    """Record the graph again, e.g. inside a no_grad block (or as a decorator)."""
+
+    __slots__ = ()
+    enabled = True
 
 
 def is_grad_enabled() -> bool:

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from . import ops
 from .tensor import Tensor
 
 
-def _max_of(x: Tensor, axis: int) -> Tensor:
+def _max_of(x: Tensor, axis: int | tuple[int, ...]) -> Tensor:
     """The max along ``axis`` as a constant: subtracted before exp so nothing overflows.
-    Its gradient contributions would cancel exactly, so it needs none."""
-    return Tensor(x.data.max(axis=axis, keepdims=True), dtype=x.dtype)
+    Its gradient contributions would cancel exactly, so it needs none. An infinite max
+    shifts by 0 instead (inf - inf would be NaN; torch gives -inf or inf there)."""
+    shift = x.data.max(axis=axis, keepdims=True)
+    return Tensor(np.where(np.isfinite(shift), shift, 0), dtype=x.dtype)
 
 
-def logsumexp(x: Tensor, axis: int = -1, keepdims: bool = False) -> Tensor:
+def logsumexp(x: Tensor, axis: int | tuple[int, ...] = -1, keepdims: bool = False) -> Tensor:
     """log(sum(exp(x))) along ``axis``, shifted by the max so exp cannot overflow."""
-    shift = _max_of(x, axis)
-    out = ops.log(ops.exp(x - shift).sum(axis=axis, keepdims=True)) + shift
+    axes = ops.reduced_axes(axis, x.ndim, "logsumexp")
+    shift = _max_of(x, axes)
+    out = ops.log(ops.exp(x - shift).sum(axis=axes, keepdims=True)) + shift
     return out if keepdims else out.reshape(tuple(n for i, n in enumerate(out.shape)
-                                                   if i != axis % x.ndim))
+                                                   if i not in axes))
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:

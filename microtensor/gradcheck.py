@@ -55,6 +55,7 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor], eps:
             x.data[idx] = original
             numeric[idx] = (plus - minus) / (2 * eps)
         excess = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
+        excess = np.where(np.isnan(excess), np.inf, excess)  # a NaN anywhere fails, worst
         if excess.size and excess.max() > 0:
             worst = np.unravel_index(np.argmax(excess), x.shape)
             raise GradcheckError(

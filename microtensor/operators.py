@@ -27,15 +27,24 @@ def install() -> None:
     T.__neg__ = ops.neg
     T.__pow__ = ops.power
     T.__getitem__ = shape_ops.getitem
-    for name, compare in [("__lt__", np.less), ("__le__", np.less_equal),
-                          ("__gt__", np.greater), ("__ge__", np.greater_equal),
-                          ("__eq__", np.equal), ("__ne__", np.not_equal)]:
-        setattr(T, name, lambda self, other, compare=compare: compare(
-            self.data, other.data if isinstance(other, Tensor) else other))
+    for name, compare, symbol in [("__lt__", np.less, "<"), ("__le__", np.less_equal, "<="),
+                                  ("__gt__", np.greater, ">"),
+                                  ("__ge__", np.greater_equal, ">="),
+                                  ("__eq__", np.equal, "=="), ("__ne__", np.not_equal, "!=")]:
+        setattr(T, name, _comparison(compare, symbol))
     for method in (ops.sum, ops.mean, ops.max, ops.exp, ops.log, ops.sigmoid, ops.tanh,
                    ops.relu, ops.clip, shape_ops.reshape, shape_ops.transpose):
         setattr(T, method.__name__, method)
     T.T = property(lambda self: shape_ops.transpose(self))
+
+
+def _comparison(compare, symbol: str):
+    """``x < y`` and friends: a plain boolean array of the values (freed values raise)."""
+    def method(self: Tensor, other) -> np.ndarray:
+        if isinstance(other, Tensor):
+            other = other._value(f"x {symbol} y: y")
+        return compare(self._value(f"x {symbol} y: x"), other)
+    return method
 
 
 install()

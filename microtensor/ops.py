@@ -14,11 +14,12 @@ backward captured it.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
 
-from .tensor import ShapeError, Tensor, as_tensor
+from .tensor import FreedValueError, ShapeError, Tensor, as_tensor
 
 Axis = int | tuple[int, ...] | None
 Operand = Tensor | np.ndarray | float  # plain numbers and arrays take the tensor's dtype
@@ -40,7 +41,8 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 def _pair(a: Operand, b: Operand) -> tuple[Tensor, Tensor]:
     """Both operands as Tensors; a Python scalar or array takes the other's dtype."""
     if not isinstance(a, Tensor):
-        return as_tensor(a, b), b
+        a = as_tensor(a, b if isinstance(b, Tensor) else None)
+        return a, as_tensor(b, a)
     if not isinstance(b, Tensor):
         return a, as_tensor(b, a)
     return a, b
@@ -122,7 +124,10 @@ def power(a: Tensor, exponent: float) -> Tensor:
     x = a.data
 
     def backward(g: np.ndarray) -> None:
-        a._accumulate(g * (exponent * x ** (exponent - 1)))
+        if exponent == 0:  # x ** 0 is 1 everywhere, also at 0 (where 0 * 0 ** -1 is NaN)
+            a._accumulate(np.zeros_like(g))
+        else:
+            a._accumulate(g * (exponent * x ** (exponent - 1)))
     return Tensor._from_op(x ** exponent, "pow", (a,), backward)
 
 
@@ -143,8 +148,12 @@ def maximum(a: Operand, b: Operand) -> Tensor:
 
 def where(condition, a: Operand, b: Operand) -> Tensor:
     """``a`` where ``condition`` holds, else ``b`` (condition is a plain boolean array)."""
-    condition = np.asarray(condition.data if isinstance(condition, Tensor) else condition,
-                           dtype=bool)
+    if isinstance(condition, Tensor):
+        if condition._freed:
+            raise FreedValueError(condition._freed_message("where: the condition"))
+        condition = condition.data
+    # A copy: the caller changing the array after the forward pass must not change the gradient.
+    condition = np.array(condition, dtype=bool)
     a, b = _pair(a, b)
     try:
         out = np.where(condition, a.data, b.data)
@@ -162,13 +171,25 @@ def where(condition, a: Operand, b: Operand) -> Tensor:
     return Tensor._from_op(out, "where", (a, b), backward)
 
 
-def clip(a: Tensor, low: float, high: float) -> Tensor:
-    """Clamp into [low, high]; the gradient passes where the input was inside (as torch)."""
+def clip(a: Tensor, low: Operand | None, high: Operand | None) -> Tensor:
+    """Clamp into [low, high]; the gradient passes where the input was inside (as torch).
+
+    A bound may be None (no bound on that side) or an array that broadcasts with ``a``.
+    """
+    a = as_tensor(a)
     x = a.data
+    low, high = (np.asarray(bound.data if isinstance(bound, Tensor) else bound,
+                            dtype=x.dtype if x.dtype.kind == "f" else None)
+                 for bound in (-np.inf if low is None else low, np.inf if high is None else high))
+    try:
+        out = np.clip(x, low, high)
+    except ValueError:
+        raise ShapeError(f"clip: bounds of shapes {low.shape} and {high.shape} can't be "
+                         f"broadcast with the tensor's shape {x.shape}") from None
 
     def backward(g: np.ndarray) -> None:
-        a._accumulate(g * ((x >= low) & (x <= high)))
-    return Tensor._from_op(np.clip(x, low, high), "clip", (a,), backward)
+        a._accumulate(unbroadcast(g * ((x >= low) & (x <= high)), x.shape))
+    return Tensor._from_op(out, "clip", (a,), backward)
 
 
 # -- nonlinearities ----------------------------------------------------------------
@@ -187,7 +208,9 @@ _LARGEST_EXP_ARGUMENT = {np.dtype(t): _largest_exp_argument(t) for t in (np.floa
 
 
 def exp(a: Tensor) -> Tensor:
-    out = np.exp(a.data)
+    a = as_tensor(a)
+    with np.errstate(over="ignore"):  # exp(1000) is inf, silently, as in torch
+        out = np.exp(a.data)
 
     def backward(g: np.ndarray) -> None:
         a._accumulate(g * out)
@@ -195,11 +218,14 @@ def exp(a: Tensor) -> Tensor:
 
 
 def log(a: Tensor) -> Tensor:
+    a = as_tensor(a)
     x = a.data
 
     def backward(g: np.ndarray) -> None:
-        a._accumulate(g / x)
-    return Tensor._from_op(np.log(x), "log", (a,), backward)
+        with np.errstate(divide="ignore"):  # 1 / 0 is inf, silently, as in torch
+            a._accumulate(g / x)
+    with np.errstate(divide="ignore", invalid="ignore"):  # log(0) = -inf, log(-1) = nan
+        return Tensor._from_op(np.log(x), "log", (a,), backward)
 
 
 def sigmoid(a: Tensor) -> Tensor:
@@ -209,6 +235,7 @@ def sigmoid(a: Tensor) -> Tensor:
     # raising a warning; cheaper than silencing it with np.errstate on every call.
     # float16's exp overflows already at 11, so it is computed in float32.
     # out= keeps a 0-D result an array (not a numpy scalar), updatable in place.
+    a = as_tensor(a)
     x = a.data if a.data.dtype is not _FLOAT16 else a.data.astype(np.float32)
     out = np.negative(x) if x.ndim else np.negative(x, out=np.empty_like(x))
     np.minimum(out, _LARGEST_EXP_ARGUMENT.get(out.dtype, np.inf), out=out)
@@ -227,6 +254,7 @@ def sigmoid(a: Tensor) -> Tensor:
 
 
 def tanh(a: Tensor) -> Tensor:
+    a = as_tensor(a)
     out = np.tanh(a.data)
 
     def backward(g: np.ndarray) -> None:
@@ -238,6 +266,7 @@ def tanh(a: Tensor) -> Tensor:
 
 
 def relu(a: Tensor) -> Tensor:
+    a = as_tensor(a)
     out = np.maximum(a.data, 0)
 
     def backward(g: np.ndarray) -> None:
@@ -247,10 +276,16 @@ def relu(a: Tensor) -> Tensor:
 
 # -- matrix product ------------------------------------------------------------------
 
+def _as_rows(x: np.ndarray) -> np.ndarray:
+    """(..., n) -> (rows, n): every leading axis folded into one (explicit sizes, so that
+    size-0 axes fold too, where reshape(-1, n) is ambiguous)."""
+    return x.reshape(math.prod(x.shape[:-1]), x.shape[-1])
+
+
 def _fold_matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     """``x @ w``; for a 2-D ``w``, x's leading axes are folded into one BLAS call."""
     if w.ndim == 2 and x.ndim > 2:
-        return (x.reshape(-1, x.shape[-1]) @ w).reshape(*x.shape[:-1], w.shape[-1])
+        return (_as_rows(x) @ w).reshape(*x.shape[:-1], w.shape[-1])
     return x @ w
 
 
@@ -285,7 +320,7 @@ def matmul(a: Operand, b: Operand) -> Tensor:
             if w.ndim == 2 and len(shape_b) == 2 and b.is_leaf:
                 # A weight: (..., in) @ (in, out) gives x.T @ g over all leading axes at once,
                 # and products from several uses (time steps) are summed in one GEMM.
-                b._accumulate_product(x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1]))
+                b._accumulate_product(_as_rows(x), _as_rows(g))
             else:
                 b._accumulate(unbroadcast(x.swapaxes(-1, -2) @ g, w.shape).reshape(shape_b))
     return Tensor._from_op(out, "matmul", (a, b), backward)
@@ -293,14 +328,18 @@ def matmul(a: Operand, b: Operand) -> Tensor:
 
 # -- reductions ------------------------------------------------------------------------
 
-def _axes(axis: Axis, ndim: int, op: str) -> tuple[int, ...]:
+def reduced_axes(axis: Axis, ndim: int, op: str) -> tuple[int, ...]:
+    """``axis`` (None, an int or a tuple; negative counts from the end) as sorted axes."""
     if axis is None:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
     for ax in axes:
         if not -ndim <= ax < ndim:
             raise ShapeError(f"{op}: axis {ax} is out of range for a {ndim}-D tensor")
-    return tuple(sorted(ax % ndim for ax in axes))
+    found = sorted(ax % ndim for ax in axes)
+    if len(set(found)) != len(found):
+        raise ShapeError(f"{op}: axis {axis} names an axis twice")
+    return tuple(found)
 
 
 def _expand_reduced(g: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
@@ -308,7 +347,7 @@ def _expand_reduced(g: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.
 
 
 def sum(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    axes, shape = _axes(axis, a.ndim, "sum"), a.shape
+    axes, shape = reduced_axes(axis, a.ndim, "sum"), a.shape
 
     def backward(g: np.ndarray) -> None:
         a._accumulate(np.broadcast_to(_expand_reduced(g, axes, keepdims), shape))
@@ -317,7 +356,7 @@ def sum(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa
 
 
 def mean(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
-    axes = _axes(axis, a.ndim, "mean")
+    axes = reduced_axes(axis, a.ndim, "mean")
     count = int(np.prod([a.shape[ax] for ax in axes]))  # 1 for a 0-D tensor
     if count == 0:
         raise ShapeError(f"mean: the axes {axes} of shape {a.shape} hold no elements")
@@ -326,9 +365,10 @@ def mean(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
 
 def max(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Largest element(s); ties share the gradient evenly (as torch.amax)."""
-    axes = _axes(axis, a.ndim, "max")
-    if a.size == 0:
-        raise ShapeError(f"max: empty tensor of shape {a.shape} has no maximum")
+    axes = reduced_axes(axis, a.ndim, "max")
+    if any(a.shape[ax] == 0 for ax in axes):  # (other axes may be empty: (0, 3).max(axis=1))
+        what = "empty tensor" if axis is None else f"axis {axis} of the tensor"
+        raise ShapeError(f"max: {what} of shape {a.shape} has no maximum (nothing to reduce)")
     x = a.data
     kept = np.max(x, axis=axes, keepdims=True)
 

@@ -32,7 +32,8 @@ def transpose(a: Tensor, *axes: int | tuple[int, ...]) -> Tensor:
     if len(axes) == 1 and isinstance(axes[0], tuple | list):
         axes = tuple(axes[0])
     axes = axes or tuple(reversed(range(a.ndim)))
-    if sorted(ax % a.ndim for ax in axes) != list(range(a.ndim)):
+    if (any(not -a.ndim <= ax < a.ndim for ax in axes)
+            or sorted(ax % a.ndim for ax in axes) != list(range(a.ndim))):
         raise ShapeError(f"transpose: axes {axes} are not a permutation of a {a.ndim}-D "
                          f"tensor's axes (shape {a.shape})")
     inverse = np.argsort([ax % a.ndim for ax in axes])
@@ -46,7 +47,9 @@ _ARRAY_INDEX = (np.ndarray, list, Tensor)
 
 
 def _as_array_index(part: object) -> np.ndarray:
-    index = part.data if isinstance(part, Tensor) else np.asarray(part)
+    # A copy: the caller changing the index array after the forward pass must not change
+    # where the gradient goes.
+    index = np.array(part.data if isinstance(part, Tensor) else part)
     if index.dtype.kind == "f":
         raise IndexError(f"getitem: an index array must hold integers or booleans, got "
                          f"{index.dtype} (Tensors are float by default: pass dtype=np.int64)")

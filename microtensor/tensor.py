@@ -135,10 +135,52 @@ class Tensor:
         return self._backward is None
 
     def numpy(self) -> np.ndarray:
-        return self.data
+        return self._value("x.numpy(): x")
 
     def item(self) -> float:
-        return self.data.item()
+        return self._value("x.item(): x").item()
+
+    def _value(self, user: str) -> np.ndarray:
+        """``data``; a FreedValueError naming ``user`` if the value was freed (see values.py)."""
+        if self._freed:
+            raise FreedValueError(self._freed_message(user))
+        return self.data
+
+    def _single_value(self, user: str, error: type[Exception] = ValueError):
+        """The Python number of a single-element tensor, for float(x), int(x), format(x)."""
+        data = self._value(f"{user}: x")
+        if data.size != 1:
+            raise error(f"{user}: only a single-element tensor converts to a Python number, "
+                        f"but x has shape {self.shape} ({data.size} elements); take one "
+                        "element (x[i]), reduce it (x.sum()), or use x.numpy()")
+        return data.item()
+
+    def __float__(self) -> float:
+        return float(self._single_value("float(x)"))
+
+    def __int__(self) -> int:
+        return int(self._single_value("int(x)"))
+
+    def __bool__(self) -> bool:
+        data = self._value("bool(x): x")
+        if data.size != 1:
+            count = "no values" if data.size == 0 else "more than one value"
+            raise ValueError(f"bool(x): the truth value of a tensor with {count} is ambiguous "
+                             f"(x has shape {self.shape}); use x.data.any() or x.data.all()")
+        return bool(data.item())
+
+    def __format__(self, spec: str) -> str:
+        """``f"{x:.3f}"`` formats a single-element tensor's value; ``f"{x}"`` is ``repr(x)``."""
+        if not spec:
+            return str(self)
+        return format(self._single_value(f"format(x, {spec!r})", TypeError), spec)
+
+    def __iter__(self):
+        """``x[0], x[1], ...``: each one a graph node, as in torch."""
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        self._value("iter(x): x")
+        return (self[i] for i in range(len(self)))
 
     def detach(self) -> Tensor:
         """The same data, cut off from the graph."""
@@ -185,6 +227,8 @@ class Tensor:
     # a second one has to be added to it. Leaves always own theirs: users and
     # optimizers modify parameter gradients in place.
     def _accumulate(self, grad: np.ndarray) -> None:
+        if not self.requires_grad:  # switched off since the forward pass: as torch, no grad
+            return
         if self.grad is None:
             if self._backward is None:
                 self.grad = np.array(grad, dtype=self.data.dtype)
@@ -289,14 +333,23 @@ class Tensor:
                     f"grad= an array of shape {self.shape}")
             grad = np.ones_like(self.data)
         else:
-            grad = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
+            if isinstance(grad, Tensor):
+                if grad._freed:
+                    raise FreedValueError(grad._freed_message("backward: grad"))
+                grad = grad.data
+            grad = np.array(grad, dtype=self.dtype)
             if grad.shape != self.shape:
                 raise ShapeError(
                     f"backward: grad has shape {grad.shape} but the tensor has shape {self.shape}")
 
         order = topological_order(self)
+        # Retained gradients add up over backward calls (as leaves' do), but each node must
+        # pass on only this call's gradient: set them aside and add them back at the end.
+        retained = []
         for node in order:
             if node._backward is not None:
+                if node._retain_grad and node.grad is not None:
+                    retained.append((node, node.grad))
                 node.grad = node._coverage = None
         self._accumulate(grad)
         try:
@@ -314,6 +367,8 @@ class Tensor:
             for node in order:
                 if node._products is not None:
                     node._flush_products()
+            for node, earlier in retained:
+                node.grad = earlier if node.grad is None else node.grad + earlier
         finally:  # after an error, no half-collected products linger into the next call
             for node in order:
                 node._products = None
@@ -355,6 +410,7 @@ def as_tensor(value, like: Tensor | None = None) -> Tensor:
     elif like.data.dtype.kind == "f":
         dtype = like.data.dtype
     else:
+        value = np.asarray(value)  # result_type takes arrays and scalars, not lists
         dtype = np.result_type(like.data, value)
     out._init_leaf(np.asarray(value, dtype=dtype), False, None)
     return out
