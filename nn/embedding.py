@@ -33,6 +33,7 @@ class Embedding(Layer):
     """
 
     last_axis = "output_dim"
+    input_has_features = False  # (batch, timesteps) of indices: any sequence length fits
 
     def __init__(self, input_dim: int, output_dim: int, mask_zero: bool = False,
                  embeddings_initializer="uniform", name: str | None = None):

@@ -115,6 +115,8 @@ class Layer(Module):
     """
 
     expected_ndim: int | None = None  # rank of the input, batch axis included
+    # The input's last axis counts features, fixed once built (not for Embedding's indices).
+    input_has_features = True
     registry: dict[str, type[Layer]] = {}  # class name -> class, for nn.load_model
 
     def __init_subclass__(cls, **kwargs):

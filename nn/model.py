@@ -241,9 +241,11 @@ class Sequential(Model):
         self._set_graph(self._input, x)
 
     def build_for_data(self, shape: Shape) -> None:
-        """Build from the first data seen: only the last (feature) axis is fixed, so the
-        same model later takes sequences of any length, as the layers allow."""
-        self.build((None, *[None] * (len(shape) - 2), shape[-1]))
+        """Build from the first data seen: only the feature axis is fixed (the last one,
+        unless the first layer takes indices, as Embedding does), so the same model later
+        takes sequences of any length, as the layers allow."""
+        takes_features = not self._stack or self._stack[0].input_has_features
+        self.build((None, *[None] * (len(shape) - 2), shape[-1] if takes_features else None))
 
     def forward(self, x):
         if self.built:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .model import InputLayer, Model, Sequential
-from .symbolic import Node, flatten
+from .symbolic import Node
 
 
 def _rows(fields: list[str], positions: list[int]) -> list[str]:
@@ -36,11 +36,20 @@ def _format_shape(shape) -> str:
 
 
 def _is_chain(model: Model) -> bool:
-    """True when every layer is called once on the one before (Keras's 'sequential-like')."""
-    for node in model.nodes:
-        if len(node.symbolic_inputs()) > 1 or sum(n.layer is node.layer for n in model.nodes) > 1:
-            return False
-    return len(flatten(model.outputs)) <= 3
+    """Keras's 'sequential-like' test, which picks the narrow table: a Sequential, or a
+    functional model with one layer call per depth, each with one input, no layer used twice.
+    (Depth counts calls from the outputs: two heads on one tensor share a depth.)"""
+    if isinstance(model, Sequential):
+        return True
+    depth: dict[int, int] = {}
+    for node in reversed(model.nodes):  # consumers come after their inputs' producers
+        depth.setdefault(id(node), 0)
+        for t in node.symbolic_inputs():
+            depth[id(t.node)] = max(depth.get(id(t.node), 0), depth[id(node)] + 1)
+    layers = [node.layer for node in model.nodes]
+    return (len(set(depth.values())) == len(model.nodes)
+            and all(len(node.symbolic_inputs()) <= 1 for node in model.nodes)
+            and len({id(layer) for layer in layers}) == len(layers))
 
 
 def _connected_to(node: Node) -> str:

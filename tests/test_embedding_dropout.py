@@ -83,6 +83,14 @@ def test_mask_is_passed_on_by_dense_and_dropped_by_a_last_step_output():
     assert last_step_model.output_mask is None
 
 
+def test_a_sequential_that_starts_with_embedding_takes_any_sequence_length():
+    model = nn.Sequential([nn.Embedding(10, 4, mask_zero=True), nn.LSTM(3, name="lstm")])
+    short = model.predict(np.array([[1, 2, 3, 0, 0]]))
+    longer = model.predict(np.array([[1, 2, 3, 0, 0, 0, 0]]))  # built on 5 steps, given 7
+    np.testing.assert_allclose(longer, short, rtol=1e-6)  # padding changes nothing
+    assert model.get_layer("lstm").input_shape == (None, None, 4)
+
+
 def test_a_mask_of_the_wrong_shape_is_refused():
     layer = nn.LSTM(3, name="reader")
     with pytest.raises(ValueError, match=r"reader \(LSTM\): mask must have shape .*\(2, 5\)"):

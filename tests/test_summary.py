@@ -224,3 +224,16 @@ def test_a_long_output_shape_wraps_in_its_column_instead_of_being_cut():
     assert lines[row + 1][column:].startswith("(None, 4)]")
     assert lines[row + 1][:column].strip() == ""
     assert all(len(line) <= 65 for line in lines)
+
+
+def test_keras_picks_the_narrow_table_by_depth_not_by_output_count():
+    first, second = nn.Input((3,), name="first"), nn.Input((3,), name="second")
+    two_heads = nn.Model([first, second], [nn.Dense(1)(first), nn.Dense(1)(second)])
+    assert "Connected to" in summary_of(two_heads)[2]  # two calls at each depth
+
+    inp = nn.Input((4, 2))
+    states = nn.Bidirectional(nn.LSTM(3, return_state=True))(inp)  # one call, 5 outputs
+    assert "Connected to" not in summary_of(nn.Model(inp, states))[2]
+
+    shared = nn.Dense(3)
+    assert "Connected to" in summary_of(nn.Model(first, shared(shared(first))))[2]
