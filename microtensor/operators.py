@@ -33,7 +33,7 @@ def install() -> None:
                                   ("__eq__", np.equal, "=="), ("__ne__", np.not_equal, "!=")]:
         setattr(T, name, _comparison(compare, symbol))
     for method in (ops.sum, ops.mean, ops.max, ops.exp, ops.log, ops.sigmoid, ops.tanh,
-                   ops.relu, ops.clip, shape_ops.reshape, shape_ops.transpose):
+                   ops.relu, ops.clip, ops.astype, shape_ops.reshape, shape_ops.transpose):
         setattr(T, method.__name__, method)
     T.T = property(lambda self: shape_ops.transpose(self))
 

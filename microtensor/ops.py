@@ -109,6 +109,15 @@ def div(a: Operand, b: Operand) -> Tensor:
     return Tensor._from_op(out, "div", (a, b), backward)
 
 
+def astype(a: Tensor, dtype) -> Tensor:
+    """``a``'s values in another dtype; the gradient comes back in ``a``'s own dtype."""
+    source = a.data.dtype
+
+    def backward(g: np.ndarray) -> None:
+        a._accumulate(g.astype(source))
+    return Tensor._from_op(a.data.astype(dtype), "astype", (a,), backward)
+
+
 def neg(a: Tensor) -> Tensor:
     def backward(g: np.ndarray) -> None:
         a._accumulate(-g)

@@ -188,8 +188,17 @@ class Layer(Module):
                 return self._call_symbolic(inputs, kwargs)
             inputs = map_structure(self.convert_input, inputs)
             self._ensure_built(inputs.shape)
+            inputs = self._in_weight_dtype(inputs)
             with mt.scope(name=self.name):
                 return mt.freeing_intermediates(self.forward, inputs, **kwargs)
+
+    def _in_weight_dtype(self, x: mt.Tensor) -> mt.Tensor:
+        """A float input in the float type of the layer's weights, as Keras casts it: a float64
+        tensor into a float32 layer gives float32 (not float64 from numpy's promotion)."""
+        weight = next(iter(self._weights.values()), None)
+        if weight is None or x.dtype.kind != "f" or x.dtype == weight.dtype:
+            return x
+        return x.astype(weight.dtype)
 
     def _call_symbolic(self, inputs: SymbolicTensor, kwargs: dict[str, Any]):
         self._ensure_built(inputs.shape)

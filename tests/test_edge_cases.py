@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import microtensor as mt
+import nn
 
 
 def leaf(data) -> mt.Tensor:
@@ -172,3 +173,31 @@ def test_bad_axes_are_named_by_the_op():
         x.sum(axis=(0, 0))
     with pytest.raises(mt.ShapeError, match=r"transpose: axes \(0, 3\) are not a permutation"):
         x.transpose(0, 3)
+
+
+# -- dtypes meeting in a layer ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("make", [lambda: nn.Dense(2), lambda: nn.LSTM(2)])
+def test_a_float64_tensor_into_a_float32_layer_is_cast_like_keras(make):
+    layer = make()
+    data = np.random.default_rng(0).standard_normal((3, 4, 5))
+    data = data[:, 0] if isinstance(layer, nn.Dense) else data
+    layer(mt.Tensor(data))  # built in float32
+    x64 = mt.Tensor(data, dtype=np.float64, requires_grad=True)
+    x32 = mt.Tensor(data, dtype=np.float32, requires_grad=True)
+    out64, out32 = layer(x64), layer(x32)
+    assert out64.dtype == np.float32
+    np.testing.assert_array_equal(out64.data, out32.data)
+    out64.sum().backward()
+    out32.sum().backward()
+    assert x64.grad.dtype == np.float64
+    np.testing.assert_array_equal(x64.grad, x32.grad.astype(np.float64))
+
+
+def test_astype_passes_the_gradient_back_in_the_source_dtype():
+    x = leaf([1.5, -2.0])
+    y = x.astype(np.float32)
+    assert y.dtype == np.float32
+    (y * y).sum().backward()
+    assert x.grad.dtype == np.float64
+    np.testing.assert_allclose(x.grad, 2 * x.data)
