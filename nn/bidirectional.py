@@ -1,14 +1,17 @@
 """Bidirectional: a recurrent layer run forwards and backwards over time, outputs merged.
 
 Keras's semantics: the wrapper holds two fresh copies of the layer it is given,
-``forward_<name>`` and ``backward_<name>``, made from its config. The backward
-copy reads the sequence reversed; with ``return_sequences=True`` its outputs
-are reversed back so that position t of both halves belongs to time step t.
-Weights: the forward copy's, then the backward copy's.
+``forward_<name>`` and ``backward_<name>``, with all its settings (initializers and
+activations too, given by name or as functions). The backward copy reads the
+sequence reversed; with ``return_sequences=True`` its outputs are reversed back so
+that position t of both halves belongs to time step t, and a masked step outputs
+zeros in both halves (Keras's ``zero_output_for_mask``; a plain recurrent layer
+carries h there instead). Weights: the forward copy's, then the backward copy's.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import microtensor as mt
@@ -23,6 +26,19 @@ MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 def reverse_time(x):
     """x (batch, timesteps, ...) with the time axis reversed; a getitem, so gradients flow."""
     return x[:, ::-1]
+
+
+def constructor_settings(layer: Layer) -> dict[str, Any]:
+    """The arguments of ``layer``'s constructor that it keeps under their own names, as kept:
+    {"units": 3, "activation": <function tanh>, "kernel_initializer": "zeros", ...}.
+
+    ``get_config`` leaves out what JSON can't hold (functions) and, for the recurrent
+    layers, the initializers; a copy made from this misses nothing.
+    """
+    arguments = inspect.signature(type(layer).__init__).parameters.values()
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {a.name: getattr(layer, a.name) for a in arguments
+            if a.kind in kinds and a.name not in ("self", "name") and hasattr(layer, a.name)}
 
 
 class Bidirectional(Layer):
@@ -56,7 +72,8 @@ class Bidirectional(Layer):
 
     @staticmethod
     def _copy(layer: Recurrent, direction: str) -> Recurrent:
-        config = {**layer.get_config(), "name": f"{direction}_{layer.name}"}
+        config = {**layer.get_config(), **constructor_settings(layer),
+                  "name": f"{direction}_{layer.name}"}
         return type(layer)(**config)
 
     def _children(self) -> list[Layer]:
@@ -87,11 +104,23 @@ class Bidirectional(Layer):
             backward_result, *backward_states = backward_result
         if self.return_sequences:
             backward_result = reverse_time(backward_result)  # step t of both halves aligned
+            if mask is not None:
+                forward_result, backward_result = self._zero_masked_steps(
+                    mask, forward_result, backward_result)
         output = self._merge(forward_result, backward_result)
         if not self.return_state:
             return output
         head = output if isinstance(output, list) else [output]
         return [*head, *forward_states, *backward_states]
+
+    def _zero_masked_steps(self, mask, *sequences: mt.Tensor) -> list[mt.Tensor]:
+        """Each (batch, timesteps, units) sequence with 0 at the masked steps (Keras sets
+        ``zero_output_for_mask`` on both copies); no gradient reaches what was there."""
+        batch, timesteps = sequences[0].shape[:2]
+        keep = self.forward_layer._checked_mask(mask, batch, timesteps)
+        if keep.all():
+            return list(sequences)
+        return [mt.where(keep[:, :, None], sequence, 0.0) for sequence in sequences]
 
     def _merge(self, forward: mt.Tensor, backward: mt.Tensor):
         if self.merge_mode == "concat":
@@ -122,8 +151,14 @@ class Bidirectional(Layer):
         return [*head, *states] if self.return_state or self.merge_mode is None else output_mask
 
     def get_config(self) -> dict[str, Any]:
+        """The wrapped layer's config with its settings that JSON holds (initializer names);
+        an initializer function is left out, as a plain layer's config leaves it out: the
+        saved weights don't need it."""
+        plain = {key: value for key, value in constructor_settings(self.layer).items()
+                 if value is None or isinstance(value, str | bool | int | float)}
         return {"name": self.name, "merge_mode": self.merge_mode,
-                "layer": {"class": type(self.layer).__name__, "config": self.layer.get_config()}}
+                "layer": {"class": type(self.layer).__name__,
+                          "config": {**plain, **self.layer.get_config()}}}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Bidirectional:
