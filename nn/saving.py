@@ -100,7 +100,7 @@ def _custom_compile_objects(model: Model) -> list[str]:
     loss_name = losses.name_of(model.loss)
     custom = [] if found(lambda: losses.get(loss_name), model.loss) else [f"loss {loss_name!r}"]
     custom += [f"metric {name!r}" for name, fn in model.compiled_metrics
-               if not found(lambda name=name: metrics.get(name, loss_name)[1], fn)]
+               if not found(lambda name=name: metrics.get(name)[1], fn)]
     optimizer = model.optimizer
     if type(optimizer) not in OPTIMIZERS.values():
         custom.append(f"optimizer {type(optimizer).__name__}")

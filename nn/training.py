@@ -81,8 +81,7 @@ class Trainable:
         self.optimizer = optimizer
         self._attach_parameters()
         self.loss = losses.get(loss)
-        loss_name = losses.name_of(self.loss)
-        self.compiled_metrics = [metric_functions.get(m, loss_name) for m in (metrics or [])]
+        self.compiled_metrics = [metric_functions.get(m) for m in (metrics or [])]
 
     def _attach_parameters(self) -> None:
         """Hand the model's parameters to an optimizer made without them (``params=None``).
@@ -122,6 +121,7 @@ class Trainable:
     def _fit(self, x, y, batch_size, epochs, validation_split, validation_data, shuffle,
              verbose, seed, after_first_step: Callable[[], None]) -> History:
         self._require_compiled("fit")
+        self._require_one_output("fit")
         _check_batch_size("fit", batch_size)
         if int(epochs) != epochs or epochs < 0:
             raise ValueError(f"fit: epochs must be a whole number >= 0, got {epochs!r}")
@@ -166,8 +166,7 @@ class Trainable:
     def _train_epoch(self, x, y, order, batch_size, epoch, epochs, verbose,
                      after_step: Callable[[], None] | None = None) -> dict[str, float]:
         batches = range(0, len(y), batch_size)
-        totals: dict[str, float] = {}
-        seen = 0
+        logs = _RunningMeans()
         bar = tqdm(total=len(batches), desc=f"Epoch {epoch + 1}/{epochs}", unit="batch",
                    disable=verbose != 1, leave=False, file=sys.stdout, dynamic_ncols=True,
                    mininterval=0.5)  # fewer frames when stdout is a log file
@@ -176,13 +175,11 @@ class Trainable:
             values = self.train_step(_rows(x, index), y[index], epoch=epoch, batch=number)
             if after_step is not None:
                 after_step()
-            seen += len(index)
-            for key, value in values.items():
-                totals[key] = totals.get(key, 0.0) + value * len(index)
+            logs.add(values, self._log_weights(values, len(index), self.output_mask))
             bar.update(1)
-            bar.set_postfix({k: f"{v / seen:.4f}" for k, v in totals.items()}, refresh=False)
+            bar.set_postfix({k: f"{v:.4f}" for k, v in logs.result().items()}, refresh=False)
         bar.close()
-        return {k: v / seen for k, v in totals.items()}
+        return logs.result()
 
     def train_step(self, x_batch: Data, y_batch: Data, epoch: int = 0,
                    batch: int = 0) -> dict[str, float]:
@@ -213,16 +210,15 @@ class Trainable:
                 param.data = data
             self.optimizer.load_state_dict(state)
             raise _diverged(f"the update {where} made a weight NaN or inf")
-        values = {"loss": loss.item()}
-        for name, metric in self.compiled_metrics:
-            values[name] = metric(y_batch, prediction.data)
-        return values
+        return {"loss": loss.item(),
+                **self._metric_values(y_batch, prediction.data, self.output_mask)}
 
     # -- evaluate / predict -------------------------------------------------------------
     def evaluate(self, x: Data, y: Data, batch_size: int = 32,
                  verbose: int = 0) -> float | list[float]:
         """Loss (and metrics) on (x, y) without training: ``loss`` or ``[loss, *metrics]``."""
         self._require_compiled("evaluate")
+        self._require_one_output("evaluate")
         with build_attempt():  # on an unbuilt model, a failure leaves it unbuilt
             x, y = self._checked_data("evaluate", x, y)
             logs = self._evaluate_logs(x, y, batch_size)
@@ -235,52 +231,85 @@ class Trainable:
         """The compiled loss; a masked output (padded sequences) counts unmasked steps only."""
         return self.loss(y, prediction) if mask is None else self.loss(y, prediction, mask=mask)
 
+    def _metric_values(self, y, prediction: np.ndarray, mask) -> dict[str, float]:
+        """The compiled metrics on one batch. With an output mask only the unmasked steps
+        count, as Keras passes the mask as each metric's sample_weight (0 if none is left)."""
+        y = _as_array(y)
+        if mask is not None:
+            y, prediction = metric_functions.unmasked(y, prediction, mask)
+            if len(prediction) == 0:
+                return {name: 0.0 for name, _ in self.compiled_metrics}
+        return {name: metric(y, prediction) for name, metric in self.compiled_metrics}
+
+    def _log_weights(self, values: dict[str, float], samples: int, mask) -> dict[str, float]:
+        """How much one batch's values weigh in the epoch's (or evaluate's) mean, as in Keras:
+        the loss by the batch's size; a metric by the positions it counted (Keras's metric
+        objects add up total and count), which is also the batch's size without a mask."""
+        counted = samples if mask is None else int(np.count_nonzero(mask))
+        metric_names = {name for name, _ in self.compiled_metrics}
+        return {key: counted if key in metric_names else samples for key in values}
+
     def _evaluate_logs(self, x, y, batch_size: int) -> dict[str, float]:
-        prediction, mask = self._predict_with_mask(x, batch_size)
-        with mt.no_grad():
-            # Every loss is a mean over samples (or unmasked steps), so one call over all
-            # predictions equals the weighted mean of per-batch losses.
-            tensor = mt.Tensor(prediction, dtype=prediction.dtype)
-            logs = {"loss": self._loss_of(y, tensor, mask).item()}
-        for name, metric in self.compiled_metrics:
-            logs[name] = metric(y, prediction)
-        return logs
+        """Loss and metrics batch by batch, averaged as fit averages an epoch (Keras's way).
+
+        With a mask this differs from one masked mean over all samples: a batch's loss is
+        the mean over its own unmasked steps, and each batch weighs by its size; a metric
+        counts every unmasked step once (see ``_log_weights``).
+        """
+        _check_batch_size("evaluate", batch_size)
+        logs = _RunningMeans()
+        with self._inference():
+            for begin in range(0, len(y), batch_size):
+                rows = slice(begin, begin + batch_size)
+                prediction = self(_rows(x, rows))
+                mask = self.output_mask
+                values = {"loss": self._loss_of(y[rows], prediction, mask).item(),
+                          **self._metric_values(y[rows], prediction.data, mask)}
+                logs.add(values, self._log_weights(values, len(y[rows]), mask))
+        return logs.result()
+
+    @contextmanager
+    def _inference(self) -> Iterator[None]:
+        """Evaluation mode (Dropout off) and no graph; the mode is restored afterwards."""
+        was_training = self.training
+        self.eval()
+        try:
+            with mt.no_grad():
+                yield
+        finally:
+            self.train(was_training)
 
     def predict(self, x: Data, batch_size: int = 32,
                 verbose: int = 0) -> np.ndarray | list[np.ndarray]:
         """Outputs for ``x`` as a numpy array (a list of arrays for a model with several
         outputs, as Keras), computed in batches without a graph."""
-        return self._predict_with_mask(x, batch_size)[0]
-
-    def _predict_with_mask(self, x, batch_size: int) -> tuple[np.ndarray | list[np.ndarray],
-                                                               np.ndarray | None]:
         _check_batch_size("predict", batch_size)
         x = _model_inputs(self, "predict", x)
         samples = len(_first(x))
         if samples == 0:
             raise ValueError(f"{self.name}: predict got no samples (x has shape "
                              f"{_first(x).shape})")
-        was_training = self.training
-        self.eval()
-        outputs, masks = [], []  # per batch: the output array(s) and the output mask
-        try:
-            with mt.no_grad():
-                for begin in range(0, samples, batch_size):
-                    output = self(_rows(x, slice(begin, begin + batch_size)))
-                    several = isinstance(output, list | tuple)
-                    outputs.append([t.data for t in output] if several else output.data)
-                    masks.append(self.output_mask)
-        finally:
-            self.train(was_training)
-        if several:  # (fit and evaluate, which use the mask, take a single output)
-            return [np.concatenate(parts, axis=0) for parts in zip(*outputs, strict=True)], None
-        mask = None if any(m is None for m in masks) else np.concatenate(masks, axis=0)
-        return np.concatenate(outputs, axis=0), mask
+        outputs = []  # per batch: the output array(s)
+        with self._inference():
+            for begin in range(0, samples, batch_size):
+                output = self(_rows(x, slice(begin, begin + batch_size)))
+                several = isinstance(output, list | tuple)
+                outputs.append([t.data for t in output] if several else output.data)
+        if several:
+            return [np.concatenate(parts, axis=0) for parts in zip(*outputs, strict=True)]
+        return np.concatenate(outputs, axis=0)
 
     # -- input checks ---------------------------------------------------------------------
     def _require_compiled(self, what: str) -> None:
         if self.optimizer is None or self.loss is None:
             raise RuntimeError(f"{what}: call model.compile(optimizer=..., loss=...) first")
+
+    def _require_one_output(self, what: str) -> None:
+        outputs = len(flatten(self.outputs)) if self.built else 1  # unbuilt: a Sequential
+        if outputs != 1:
+            raise ValueError(f"{self.name}: {what} got a model with {outputs} outputs, but fit "
+                             "and evaluate train one output with one loss (predict works on "
+                             "it; train several outputs in a PyTorch-style loop)")
 
     def _checked_data(self, what: str, x, y) -> tuple[np.ndarray | list, np.ndarray]:
         """Validate before any weight changes: lengths, NaNs, feature size, label values.
@@ -319,6 +348,24 @@ class Trainable:
                              f"{odd!r}; for several classes use categorical or "
                              "sparse_categorical_crossentropy")
         return x, y
+
+
+class _RunningMeans:
+    """Means over batches, each value with its own weight (see ``_log_weights``); a mean
+    whose weights add up to 0 is 0, as Keras's ``divide_no_nan``."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = {}
+        self.weights: dict[str, float] = {}
+
+    def add(self, values: dict[str, float], weights: dict[str, float]) -> None:
+        for key, value in values.items():
+            self.totals[key] = self.totals.get(key, 0.0) + value * weights[key]
+            self.weights[key] = self.weights.get(key, 0.0) + weights[key]
+
+    def result(self) -> dict[str, float]:
+        return {key: total / self.weights[key] if self.weights[key] else 0.0
+                for key, total in self.totals.items()}
 
 
 def _diverged(what: str) -> FloatingPointError:
