@@ -23,7 +23,7 @@ import numpy as np
 
 import microtensor as mt
 
-from . import losses, metrics
+from . import activations, losses, metrics
 from .layer import Layer
 from .model import Input, InputLayer, Model, Sequential
 from .symbolic import SymbolicTensor, map_structure
@@ -110,10 +110,36 @@ def _custom_compile_objects(model: Model) -> list[str]:
     return custom
 
 
+NO_CODE_HINT = ("a model file keeps names, never code, so nn.load_model can't rebuild it: "
+                "build the model in code and call model.load_weights(path)")
+
+
+def _custom_activations(config: Any) -> list[str]:
+    """Activation names in a (nested) layer config that no built-in activation answers to."""
+    if isinstance(config, list):
+        return [name for item in config for name in _custom_activations(item)]
+    if not isinstance(config, dict):
+        return []
+    found = []
+    for key, value in config.items():
+        if key in ("activation", "recurrent_activation") and isinstance(value, str):
+            try:
+                activations.get(value)
+            except ValueError:
+                found.append(value)
+        else:
+            found += _custom_activations(value)
+    return found
+
+
 def save_model(model: Model, path: str | os.PathLike) -> None:
     if not model.built:
         raise RuntimeError(f"{model.name}: save() needs a built model")
     config = model_config(model)
+    custom = sorted(set(_custom_activations(config["layers"])))
+    if custom:
+        warnings.warn(f"{model.name}: save: the activation {', '.join(custom)} is your own "
+                      f"function; {NO_CODE_HINT}", stacklevel=3)
     record, optimizer_state = compile_config(model)
     if record is not None:
         config["compile"] = record
@@ -241,6 +267,9 @@ def load_model(path: str | os.PathLike) -> Model:
     except (KeyError, IndexError, TypeError, AttributeError) as err:
         raise ValueError(f"load_model: {os.fspath(path)!r} has a damaged architecture record "
                          f"({type(err).__name__}: {err})") from None
+    except ValueError as err:  # e.g. an activation that was the user's own function
+        hint = f"; {NO_CODE_HINT}" if "unknown activation" in str(err) else ""
+        raise ValueError(f"load_model: {os.fspath(path)!r}: {err}{hint}") from None
     finally:
         mt.set_default_dtype(previous)
     model.load_state_dict(arrays)

@@ -286,3 +286,24 @@ def test_a_failed_load_weights_leaves_the_model_unchanged(saved, tmp_path, other
     with pytest.raises(error, match=message):
         model.load_weights(path)
     assert_same_weights(model.get_weights(), before)
+
+
+def test_a_custom_activation_warns_at_save_and_load_weights_still_works(tmp_path):
+    def doubled_tanh(x):
+        return mt.tanh(x) * 2
+
+    def build():
+        inp = nn.Input((3,))
+        return nn.Model(inp, nn.Dense(2, activation=doubled_tanh, name="dense")(inp))
+
+    model = build()
+    with pytest.warns(UserWarning, match="activation doubled_tanh is your own function.*"
+                                         "model.load_weights"):
+        model.save(tmp_path / "custom.npz")
+    with pytest.raises(ValueError, match=r"load_model: .*custom.npz.*unknown activation "
+                                         r"'doubled_tanh'.*model.load_weights"):
+        nn.load_model(tmp_path / "custom.npz")
+    rebuilt = build()
+    rebuilt.load_weights(tmp_path / "custom.npz")
+    x = np.ones((4, 3), np.float32)
+    np.testing.assert_array_equal(rebuilt.predict(x), model.predict(x))
