@@ -6,6 +6,7 @@ from .dense import Dense
 from .dropout import Dropout
 from .embedding import Embedding
 from .gru import GRU
+from .history import History
 from .inspect import gradient_flow, plot_gradient_flow
 from .layer import Layer, reset_names
 from .lstm import LSTM
@@ -14,7 +15,6 @@ from .module import Module
 from .saving import load_model
 from .seeding import set_seed
 from .simple_rnn import SimpleRNN
-from .training import History
 
 __all__ = [
     "LSTM", "Dense", "History", "Input", "InputLayer", "Layer", "Model", "Module", "Sequential",

@@ -11,7 +11,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -20,6 +19,7 @@ import microtensor as mt
 
 from . import losses
 from . import metrics as metric_functions
+from .history import History, RunningMeans
 from .layer import build_attempt, on_failure
 from .seeding import rng
 from .symbolic import flatten
@@ -44,23 +44,6 @@ def collector_paused() -> Iterator[None]:
 
 
 Data = np.ndarray | mt.Tensor  # a batch of samples: the first axis counts them
-
-
-class History:
-    """What ``fit`` returns: ``history`` maps "loss", metrics and "val_..." to per-epoch lists."""
-
-    def __init__(self) -> None:
-        self.history: dict[str, list[float]] = {}
-        self.epoch: list[int] = []
-        self.params: dict[str, Any] = {}
-
-    def _record(self, epoch: int, logs: dict[str, float]) -> None:
-        self.epoch.append(epoch)
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(value)
-
-    def __repr__(self) -> str:
-        return f"<History epochs={len(self.epoch)} keys={list(self.history)}>"
 
 
 class Trainable:
@@ -166,7 +149,7 @@ class Trainable:
     def _train_epoch(self, x, y, order, batch_size, epoch, epochs, verbose,
                      after_step: Callable[[], None] | None = None) -> dict[str, float]:
         batches = range(0, len(y), batch_size)
-        logs = _RunningMeans()
+        logs = RunningMeans()
         bar = tqdm(total=len(batches), desc=f"Epoch {epoch + 1}/{epochs}", unit="batch",
                    disable=verbose != 1, leave=False, file=sys.stdout, dynamic_ncols=True,
                    mininterval=0.5)  # fewer frames when stdout is a log file
@@ -257,7 +240,7 @@ class Trainable:
         counts every unmasked step once (see ``_log_weights``).
         """
         _check_batch_size("evaluate", batch_size)
-        logs = _RunningMeans()
+        logs = RunningMeans()
         with self._inference():
             for begin in range(0, len(y), batch_size):
                 rows = slice(begin, begin + batch_size)
@@ -348,24 +331,6 @@ class Trainable:
                              f"{odd!r}; for several classes use categorical or "
                              "sparse_categorical_crossentropy")
         return x, y
-
-
-class _RunningMeans:
-    """Means over batches, each value with its own weight (see ``_log_weights``); a mean
-    whose weights add up to 0 is 0, as Keras's ``divide_no_nan``."""
-
-    def __init__(self) -> None:
-        self.totals: dict[str, float] = {}
-        self.weights: dict[str, float] = {}
-
-    def add(self, values: dict[str, float], weights: dict[str, float]) -> None:
-        for key, value in values.items():
-            self.totals[key] = self.totals.get(key, 0.0) + value * weights[key]
-            self.weights[key] = self.weights.get(key, 0.0) + weights[key]
-
-    def result(self) -> dict[str, float]:
-        return {key: total / self.weights[key] if self.weights[key] else 0.0
-                for key, total in self.totals.items()}
 
 
 def _diverged(what: str) -> FloatingPointError:
