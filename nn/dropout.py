@@ -18,8 +18,9 @@ class Dropout(Layer):
     ``predict``/``evaluate`` (and ``model.eval()``) off; ``training=`` in a call
     overrides the mode. A new model starts in training mode, as a torch module
     does, so that a PyTorch-style loop trains with dropout; a bare ``model(x)``
-    (which Keras runs in inference mode) needs ``model.eval()`` or ``training=False``. The random mask comes from ``nn.set_seed``'s generator.
-    It is a product with a constant array, so gradients are zero where dropped.
+    (which Keras runs in inference mode) needs ``model.eval()`` or ``training=False``.
+    The random mask comes from ``nn.set_seed``'s generator. It is a product with a
+    constant array, so gradients are zero where dropped.
     Any shape in, the same shape out; no parameters.
     """
 

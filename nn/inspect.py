@@ -85,11 +85,16 @@ def gradient_flow(model, x, y, loss=None) -> dict[str, np.ndarray]:
             for h in steps.values():
                 h.retain_grad()
         value.backward()
+    # Steps a layer skipped at the end (masked) leave no h_t: count them from the data.
+    timesteps = max(max(steps) for steps in states.values())
+    if isinstance(x, np.ndarray | mt.Tensor) and len(x.shape) > 1:
+        timesteps = max(timesteps, x.shape[1])
     flows = {}
     for layer, steps in states.items():
-        norms = np.full(max(steps), np.nan)
+        norms = np.full(timesteps, np.nan)
         for t, h in steps.items():
-            norms[t - 1] = 0.0 if h.grad is None else np.linalg.norm(h.grad)
+            # In float64: squaring float32 entries below ~1e-23 would underflow to a norm of 0.
+            norms[t - 1] = 0.0 if h.grad is None else np.linalg.norm(h.grad.astype(np.float64))
         flows[layer] = norms
     return flows
 

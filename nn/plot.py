@@ -40,26 +40,35 @@ def draw_layers(model, rankdir: str = "TB") -> graphviz.Digraph:
 
 def draw_model(model, x=None, y=None, level: str = "op", loss=None, **options) -> graphviz.Digraph:
     """``level="layer"``: the layer graph. ``level="op"``: the op graph of one forward pass on
-    ``x`` (default: one sample of zeros shaped like the input), and of the loss if ``y`` is given.
+    ``x`` (default: one sample of ones shaped like the input), and of the loss if ``y`` is given.
     ``options`` go to ``mt.draw_graph`` (max_steps, group, show_shapes, rankdir, show_values...).
     With ``show_values=True`` and ``y``, a backward pass (keeping every gradient) runs first so
     each node shows d loss/d node; the parameters' ``.grad`` are left as they were. The forward
     pass then runs under ``mt.keep_values()``, so every node has its value."""
     if level == "layer":
+        op_only = sorted(set(options) - {"rankdir"})
+        if op_only:
+            raise TypeError(f"{model.name}: draw(level='layer') takes rankdir only; "
+                            f"{', '.join(op_only)} belong to level='op'")
         return draw_layers(model, **options)
     if level != "op":
         raise ValueError(f"{model.name}: draw(level=...) takes 'layer' or 'op', got {level!r}")
     if x is None:
         shapes = [t.shape for t in flatten(model.inputs)]
-        # One sample of zeros; an axis of any length (None) gets 3 steps.
-        x = [np.zeros((1, *(3 if n is None else n for n in s[1:])),
-                      dtype=mt.get_default_dtype()) for s in shapes]
+        # One sample of ones (zeros would be all padding to Embedding(mask_zero=True), and no
+        # step would be drawn); an axis of any length (None) gets 3 steps.
+        x = [np.ones((1, *(3 if n is None else n for n in s[1:])),
+                     dtype=mt.get_default_dtype()) for s in shapes]
         x = x[0] if len(x) == 1 else x
     if options.get("show_values"):
         with mt.keep_values():
             output = model(x)
     else:
         output = model(x)
+    if isinstance(output, list | tuple):
+        raise ValueError(f"{model.name}: draw() draws the graph of one output, and the model "
+                         f"has {len(output)}; draw one of them: "
+                         "mt.draw_graph(model(x)[k]), or level='layer' for the whole model")
     if y is not None:
         loss_fn = losses.get(loss) if loss is not None else getattr(model, "loss", None)
         if loss_fn is None:

@@ -98,6 +98,34 @@ def test_the_compiled_loss_is_the_default():
                                   nn.gradient_flow(model, x, y, loss="mse")["rnn"])
 
 
+def test_tiny_float32_gradients_are_not_rounded_to_zero():
+    """Squaring float32 entries below ~1e-23 underflows; the norm must not (float64 inside)."""
+    nn.set_seed(0)
+    model = nn.Sequential([nn.Input((4, 1)), nn.SimpleRNN(3, name="rnn"), nn.Dense(1)])
+    assert model.get_layer("rnn").recurrent_kernel.dtype == np.float32
+    model.get_layer("rnn").recurrent_kernel.data[...] = 1e-12  # each step back: x 1e-12
+    x, y = np.ones((2, 4, 1), np.float32), np.ones((2, 1), np.float32)
+    norms = nn.gradient_flow(model, x, y, loss="mse")["rnn"]
+    loss = nn.losses.mse(mt.Tensor(y), model(x))
+    states = nn.inspect.hidden_states(loss)["rnn"]
+    for h in states.values():
+        h.retain_grad()
+    loss.backward()
+    want = [np.sqrt(np.sum(states[t].grad.astype(np.float64) ** 2)) for t in range(1, 5)]
+    assert 0 < norms[0] < 1e-30
+    np.testing.assert_allclose(norms, want, rtol=1e-6)
+
+
+def test_steps_skipped_at_the_end_are_nan_not_missing():
+    nn.set_seed(0)
+    inp = nn.Input((4,))
+    embedded = nn.Embedding(5, 2, mask_zero=True)(inp)
+    model = nn.Model(inp, nn.Dense(1)(nn.GRU(2, name="gru")(embedded)))
+    tokens = np.array([[1, 2, 3, 0], [2, 2, 0, 0]])  # nobody has a step 4
+    norms = nn.gradient_flow(model, tokens, np.ones((2, 1)), loss="mse")["gru"]
+    assert len(norms) == 4 and np.isnan(norms[3]) and np.all(norms[:3] > 0)
+
+
 def test_a_model_without_recurrent_layers_is_refused():
     model = nn.Sequential([nn.Dense(2)])
     with pytest.raises(ValueError, match="no hidden states of a recurrent layer"):

@@ -191,3 +191,22 @@ def test_a_model_with_several_inputs_fits_evaluates_and_predicts():
     wrong_width = r"x has shape \(20, 3\) but the model expects \(None, 2\)"
     with pytest.raises(ValueError, match=wrong_width):
         model.fit([x[0], x[0][:, 0], x[2]], y, verbose=0)
+
+
+def test_draw_without_data_shows_the_steps_of_a_masked_model():
+    inp = nn.Input((4,))
+    embedded = nn.Embedding(5, 2, mask_zero=True, name="embedding")(inp)
+    model = nn.Model(inp, nn.Dense(1)(nn.GRU(3, name="gru")(embedded)))
+    source = model.draw().source  # a default sample of zeros would be all padding
+    assert "gru · t=1" in source and "gru · t=4" in source
+
+
+def test_draw_names_what_it_cannot_do():
+    first, second = nn.Input((3,)), nn.Input((3,))
+    shared = nn.Dense(2)
+    model = nn.Model([first, second], [shared(first), shared(second)], name="two")
+    with pytest.raises(ValueError, match="two: draw.. draws the graph of one output.*has 2"):
+        model.draw()
+    with pytest.raises(TypeError, match=r"two: draw\(level='layer'\) takes rankdir only; "
+                                        r"max_steps, show_shapes belong to level='op'"):
+        model.draw(level="layer", show_shapes=False, max_steps=1)
