@@ -250,11 +250,12 @@ def as_input(value) -> mt.Tensor:
     return mt.Tensor(np.asarray(value), dtype=mt.get_default_dtype())
 
 
-def as_model_input(value) -> mt.Tensor:
-    """Data given to a model: integer arrays (token indices) stay integer, the rest is float."""
+def as_model_input(value, name: str | None = None) -> mt.Tensor:
+    """Data given to a model: integer arrays (token indices) stay integer, the rest is float.
+    A Tensor made here is named ``name`` (its nn.Input's), for the graph picture."""
     if isinstance(value, mt.Tensor):
         return value
     array = np.asarray(value)
-    if array.dtype.kind in "iu":
-        return mt.Tensor(array, dtype=array.dtype)
-    return as_input(array)
+    tensor = mt.Tensor(array, dtype=array.dtype) if array.dtype.kind in "iu" else as_input(array)
+    tensor.name = name
+    return tensor

@@ -126,7 +126,7 @@ class Model(Trainable, Module):
         for node in self.nodes:
             if isinstance(node.layer, InputLayer):
                 symbolic = next(t for t in flatten(self.inputs) if t.node is node)
-                data = as_model_input(values[id(symbolic)])
+                data = as_model_input(values[id(symbolic)], name=node.layer.name)
                 node.layer.check_input_shape(data.shape)
                 values[id(symbolic)] = data
                 continue

@@ -210,3 +210,11 @@ def test_draw_names_what_it_cannot_do():
     with pytest.raises(TypeError, match=r"two: draw\(level='layer'\) takes rankdir only; "
                                         r"max_steps, show_shapes belong to level='op'"):
         model.draw(level="layer", show_shapes=False, max_steps=1)
+
+
+def test_the_op_graph_names_each_model_input_after_its_nn_input():
+    steps, h0, c0 = nn.Input((5, 2), name="steps"), nn.Input((3,), name="h0"), nn.Input((3,),
+                                                                                     name="c0")
+    model = nn.Model([steps, h0, c0], nn.LSTM(3)(steps, initial_state=[h0, c0]))
+    source = model.draw(max_steps=1).source
+    assert 'label="h0 (1, 3)"' in source and 'label="c0 (1, 3)"' in source
