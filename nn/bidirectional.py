@@ -24,8 +24,12 @@ MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
 
 def reverse_time(x):
-    """x (batch, timesteps, ...) with the time axis reversed; a getitem, so gradients flow."""
-    return x[:, ::-1]
+    """x (batch, timesteps, ...) with the time axis reversed (a Tensor's by getitem, so
+    gradients flow; a mask's by numpy)."""
+    reversed_x = x[:, ::-1]
+    if isinstance(reversed_x, mt.Tensor) and not reversed_x.requires_grad:  # data: say which
+        reversed_x.name = f"{x.name or 'input'}, reversed"
+    return reversed_x
 
 
 def constructor_settings(layer: Layer) -> dict[str, Any]:

@@ -76,7 +76,10 @@ class Recurrent(Layer):
     def project_inputs(self, x: mt.Tensor) -> mt.Tensor:
         """x_t @ kernel + bias for every t in one product; time-major, so step t is one block.
         x (batch, timesteps, features) -> (timesteps, batch, gate_count·units)."""
-        projected = x.transpose(1, 0, 2) @ self.kernel
+        time_major = x.transpose(1, 0, 2)
+        if not time_major.requires_grad:  # data, drawn as such: say which data it is
+            time_major.name = f"{x.name or 'input'}, time-major"
+        projected = time_major @ self.kernel
         return projected + self.bias if self.use_bias else projected
 
     def forward(self, x: mt.Tensor, initial_state=None, mask=None):

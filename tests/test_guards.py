@@ -218,3 +218,11 @@ def test_the_op_graph_names_each_model_input_after_its_nn_input():
     model = nn.Model([steps, h0, c0], nn.LSTM(3)(steps, initial_state=[h0, c0]))
     source = model.draw(max_steps=1).source
     assert 'label="h0 (1, 3)"' in source and 'label="c0 (1, 3)"' in source
+
+
+def test_the_op_graph_says_which_data_enters_a_recurrent_layer():
+    steps = nn.Input((5, 2), name="steps")
+    model = nn.Model(steps, nn.Bidirectional(nn.LSTM(3), name="bi")(steps))
+    source = model.draw(max_steps=1).source
+    assert 'label="steps, time-major (5, 1, 2)"' in source
+    assert 'label="steps, reversed, time-major (5, 1, 2)"' in source
