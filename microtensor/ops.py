@@ -19,7 +19,7 @@ import numbers
 
 import numpy as np
 
-from .tensor import FreedValueError, ShapeError, Tensor, as_tensor
+from .tensor import ShapeError, Tensor, as_tensor
 
 Axis = int | tuple[int, ...] | None
 Operand = Tensor | np.ndarray | float  # plain numbers and arrays take the tensor's dtype
@@ -158,9 +158,7 @@ def maximum(a: Operand, b: Operand) -> Tensor:
 def where(condition, a: Operand, b: Operand) -> Tensor:
     """``a`` where ``condition`` holds, else ``b`` (condition is a plain boolean array)."""
     if isinstance(condition, Tensor):
-        if condition._freed:
-            raise FreedValueError(condition._freed_message("where: the condition"))
-        condition = condition.data
+        condition = condition._value("where: the condition")
     # A copy: the caller changing the array after the forward pass must not change the gradient.
     condition = np.array(condition, dtype=bool)
     a, b = _pair(a, b)

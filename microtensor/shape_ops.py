@@ -79,8 +79,7 @@ def getitem(a: Tensor, index: object) -> Tensor:
         raise IndexError(f"getitem: index {index!r} doesn't fit shape {a.shape}: {err}") from None
 
     def backward(g: np.ndarray) -> None:
-        if a.requires_grad:  # it may have been switched off since the forward pass
-            a._accumulate_at(index, g, advanced)
+        a._accumulate_at(index, g, advanced)
     return Tensor._from_op(out, "getitem", (a,), backward)
 
 
@@ -111,8 +110,7 @@ def concatenate(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
 
     def backward(g: np.ndarray) -> None:
         for t, start, stop in zip(tensors, bounds[:-1], bounds[1:], strict=True):
-            if t.requires_grad:
-                t._accumulate(g[(slice(None),) * axis + (slice(start, stop),)])
+            t._accumulate(g[(slice(None),) * axis + (slice(start, stop),)])
     out = np.concatenate([t.data for t in tensors], axis=axis)
     return Tensor._from_op(out, "concatenate", tensors, backward)
 
@@ -124,7 +122,6 @@ def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
 
     def backward(g: np.ndarray) -> None:
         for i, t in enumerate(tensors):
-            if t.requires_grad:
-                t._accumulate(g[(slice(None),) * axis + (i,)])
+            t._accumulate(g[(slice(None),) * axis + (i,)])
     out = np.stack([t.data for t in tensors], axis=axis)
     return Tensor._from_op(out, "stack", tensors, backward)

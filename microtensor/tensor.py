@@ -50,9 +50,7 @@ class Tensor:
 
     def __init__(self, data, requires_grad: bool = False, dtype=None, name: str | None = None):
         if isinstance(data, Tensor):
-            if data._freed:
-                raise FreedValueError(data._freed_message("Tensor(...)"))
-            data = data.data
+            data = data._value("Tensor(...)")
         elif isinstance(data, list | tuple) and any(isinstance(d, Tensor) for d in data):
             raise TypeError("Tensor: got a list of Tensors; use mt.stack(tensors) to join them "
                             "(it keeps the graph), or pass their .data")
@@ -184,10 +182,8 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """The same data, cut off from the graph."""
-        if self._freed:
-            raise FreedValueError(self._freed_message("detach"))
         out = Tensor.__new__(Tensor)
-        out._init_leaf(self.data, False, None)
+        out._init_leaf(self._value("detach"), False, None)
         return out
 
     def _freed_message(self, user: str) -> str:
@@ -250,6 +246,8 @@ class Tensor:
         full-size zero arrays (which would make backward O(T^2)). A slice that
         overlaps nothing written yet is copied in, not added (see coverage.py).
         """
+        if not self.requires_grad:  # switched off since the forward pass: as _accumulate
+            return
         interval = None if advanced else interval_of(index, self.data.shape)
         if interval is not None:
             if self.grad is None:
@@ -334,9 +332,7 @@ class Tensor:
             grad = np.ones_like(self.data)
         else:
             if isinstance(grad, Tensor):
-                if grad._freed:
-                    raise FreedValueError(grad._freed_message("backward: grad"))
-                grad = grad.data
+                grad = grad._value("backward: grad")
             grad = np.array(grad, dtype=self.dtype)
             if grad.shape != self.shape:
                 raise ShapeError(
