@@ -3,7 +3,7 @@
     LSTM(1) on input (1, 1):  1 time step, 1 feature   ->  4 × 1 × (1 + 1 + 1) = 12 params
     LSTM(3) on input (4, 2):  4 time steps, 2 features ->  4 × 3 × (2 + 3 + 1) = 72 params
 
-For each: the summary, the weights split into the gates i | f | c | o, one
+For each: the summary, the weights split into the gates i | f | c_hat | o, one
 input walked through the gate equations of the first step by hand (numpy)
 and checked against the layer's own output, and the fully unrolled graph.
 Nothing is trained: the freshly initialised weights are what is shown.
@@ -26,7 +26,7 @@ import nn  # noqa: E402
 
 GATES = {"i": "input gate, sigmoid: how much of the candidate to write into the cell",
          "f": "forget gate, sigmoid: how much of the old cell c to keep",
-         "c": "candidate c_hat, tanh: the new values on offer",
+         "c_hat": "candidate, tanh: the new values on offer (not the cell state c)",
          "o": "output gate, sigmoid: how much of tanh(c) to show as h"}
 
 # (units, timesteps, features, file stem)
@@ -48,7 +48,7 @@ def vector(values: np.ndarray) -> str:
 
 
 def gate_table(matrix: np.ndarray, row_labels: list[str], units: int) -> list[str]:
-    """Rows of ``matrix`` (rows, 4·units) with its columns grouped as i | f | c | o."""
+    """Rows of ``matrix`` (rows, 4·units) with its columns grouped as i | f | c_hat | o."""
     width, decimals = (8, 4) if units == 1 else (7, 3)
     names = [g if units == 1 else f"{g}{k + 1}" for g in GATES for k in range(units)]
     groups = [names[k * units:(k + 1) * units] for k in range(4)]
@@ -65,7 +65,7 @@ def print_weights(layer: nn.LSTM, features: int) -> None:
     u = layer.units
     xs = [f"x[{k + 1}]" for k in range(features)]
     hs = [f"h[{k + 1}]" for k in range(u)]
-    print(f"\nThe weights of {layer.name}, columns grouped by gate (i | f | c | o, {u} "
+    print(f"\nThe weights of {layer.name}, columns grouped by gate (i | f | c_hat | o, {u} "
           f"unit{'s' if u > 1 else ''} each):")
     print(f"\n  kernel {layer.kernel.shape}: one row per input feature, multiplies x_t")
     print("\n".join("  " + line for line in gate_table(layer.kernel.data, xs, u)))
@@ -153,6 +153,7 @@ def dissect(units: int, timesteps: int, features: int, stem: str, rng: np.random
     path = common.render_graph(graph, os.path.join(out, stem))
     print(f"\nIts graph, all {timesteps} step{'s' if timesteps > 1 else ''} unrolled "
           f"({ops} op nodes): {path}")
+    print(common.time_major_note(output))
     return path
 
 

@@ -7,10 +7,13 @@ import argparse
 import importlib
 import os
 import sys
+import textwrap
 import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+WIDTH = 100  # columns of the demos' prose: it must fit a terminal
 
 # Import name -> the name pip knows it by, for the message when it is missing.
 PIP_NAMES = {"sklearn": "scikit-learn"}
@@ -53,17 +56,9 @@ def plot_history(histories: dict, path: str, title: str) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(10, 3.8))
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for label, history in histories.items():
-        epochs = range(1, len(history.history["loss"]) + 1)
-        for axes, key in ((loss_axes, "loss"), (accuracy_axes, "accuracy")):
-            line, = axes.plot(epochs, history.history[key], label=f"{label}")
-            if f"val_{key}" in history.history:
-                axes.plot(epochs, history.history[f"val_{key}"], linestyle="--",
-                          color=line.get_color(), label=f"{label} (validation)")
-    loss_axes.set(title="loss", xlabel="epoch")
-    accuracy_axes.set(title="accuracy", xlabel="epoch", ylim=(0, 1.02))
-    accuracy_axes.legend(fontsize=8)
+        history.plot(axes=axes, label=label)
     figure.suptitle(title)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
@@ -72,17 +67,43 @@ def plot_history(histories: dict, path: str, title: str) -> str:
 
 
 def render_graph(graph, path_without_suffix: str) -> str:
-    """Render a Digraph to SVG; without Graphviz's `dot`, write the DOT text instead."""
+    """Render a Digraph to SVG; without Graphviz's `dot`, write the DOT text (.dot) instead."""
     from microtensor import GraphvizNotFoundError
 
+    dot_path = path_without_suffix + ".dot"  # graphviz saves the source here before `dot` runs
     try:
-        return graph.render(path_without_suffix, format="svg", cleanup=True)
+        return graph.render(dot_path, outfile=path_without_suffix + ".svg", cleanup=True)
     except GraphvizNotFoundError as err:
         print(f"  (no SVG: {str(err).split('.')[0]}; writing the DOT text instead)")
-        path = path_without_suffix + ".dot"
-        with open(path, "w") as file:
+        with open(dot_path, "w") as file:
             file.write(graph.source)
-        return path
+        return dot_path
+
+
+def time_major_note(root) -> str:
+    """A sentence on the input copy a recurrent layer draws as "<input>, time steps first"."""
+    from microtensor import topological_order
+
+    copies = [parent for tensor in topological_order(root) for parent in tensor.parents
+              if (parent.name or "").endswith("time steps first")]
+    if not copies:
+        return ""
+    copy = copies[0]
+    timesteps, batch = copy.shape[:2]
+    data = f"{plural(batch, 'sample')} of {plural(timesteps, 'step')}"
+    return paragraph(f'In the picture, "{copy.name} {copy.shape}" is the input ({data}) copied '
+                     "with its axes reordered to (timesteps, batch, features), so that step t "
+                     "reads one block: x @ kernel + bias is then one product for all steps, "
+                     "before the loop.")
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def paragraph(text: str, width: int = WIDTH) -> str:
+    """``text`` wrapped to fit a terminal."""
+    return textwrap.fill(text, width=width)
 
 
 @contextmanager

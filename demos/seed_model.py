@@ -115,8 +115,10 @@ def main() -> None:
     loss = nn.losses.binary_crossentropy(y_test[:2], model(x_test[:2]))
     with common.quiet_elision_warnings():
         graph = mt.draw_graph(loss, max_steps=3)
-    print("\nThe graph of one forward pass is ~1,600 op nodes; the picture keeps the first 3 "
-          "steps and the last one of each LSTM.")
+    ops = sum(t.op is not None for t in mt.topological_order(loss))
+    print(f"\nThe graph of one forward pass and the loss has {ops:,} op nodes; the picture keeps "
+          "the first 3 steps and the last one of each LSTM.")
+    print(common.time_major_note(loss))
     files.append(common.render_graph(graph, os.path.join(args.out, "seed_model_graph")))
     model.save(os.path.join(args.out, "seed_model.npz"))
     files.append(os.path.join(args.out, "seed_model.npz"))

@@ -180,6 +180,9 @@ class Bidirectional(Layer):
                 f"{self.backward_layer.name} each have "
                 f"{self.forward_layer.explain_params(input_shape)}")
 
+    def weight_sharing(self, input_shape: Shape) -> str | None:
+        return self.forward_layer.weight_sharing(input_shape)
+
     def output_axes(self, output_shape: Shape) -> tuple[str, ...]:
         axes = self.forward_layer.output_axes(output_shape)
         if self.merge_mode == "concat" and output_shape[-1] == 2 * self.layer.units:

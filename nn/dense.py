@@ -5,7 +5,15 @@ from __future__ import annotations
 import microtensor as mt
 
 from . import activations
-from .layer import Layer, checked_activation, checked_initializer, counted, positive_int
+from .layer import (
+    SAME_COUNT,
+    Layer,
+    checked_activation,
+    checked_initializer,
+    counted,
+    each_step,
+    positive_int,
+)
 from .symbolic import Shape
 
 
@@ -51,6 +59,11 @@ class Dense(Layer):
     def get_config(self) -> dict:
         return {"name": self.name, "units": self.units, "use_bias": self.use_bias,
                 "activation": activations.name_of(self.activation)}
+
+    def weight_sharing(self, input_shape: Shape) -> str | None:
+        if len(input_shape) != 3:
+            return None
+        return f"applied to {each_step(input_shape[1])} with the same weights: {SAME_COUNT}"
 
     def explain_params(self, input_shape: Shape) -> str:
         inputs, units = input_shape[-1], self.units

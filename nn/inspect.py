@@ -20,6 +20,7 @@ import numpy as np
 import microtensor as mt
 
 from . import losses
+from .pyplot import pyplot
 
 
 @contextmanager
@@ -108,11 +109,7 @@ def plot_gradient_flow(flows: dict[str, np.ndarray], path: str | None = None, ax
     path: if given, the figure is saved there (and closed if it was made here).
     Returns the Axes. Needs matplotlib (imported only when called).
     """
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ImportError("plot_gradient_flow needs matplotlib: pip install matplotlib "
-                          '(or the demo extra: pip install -e ".[demos]")') from None
+    plt = pyplot("plot_gradient_flow")
     own_figure = ax is None
     if own_figure:
         _, ax = plt.subplots(figsize=(6, 3.8))

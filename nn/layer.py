@@ -38,6 +38,16 @@ def counted(number: int, noun: str, plural: str | None = None) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {plural or noun + 's'}"
 
 
+def each_step(timesteps: int | None) -> str:
+    """"each of the 13 time steps"; "every time step" for a length not fixed (None)."""
+    if timesteps is None:
+        return "every time step"
+    return "the 1 time step" if timesteps == 1 else f"each of the {timesteps} time steps"
+
+
+SAME_COUNT = "the count is the same for any number of steps"
+
+
 def positive_int(layer, argument: str, value) -> int:
     """``value`` as an int, or an error naming the layer: Dense(2.7) must not become Dense(2)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
@@ -152,6 +162,10 @@ class Layer(Module):
         """How the parameter count arises, in words (for ``summary(explain=True)``)."""
         return None
 
+    def weight_sharing(self, input_shape: Shape) -> str | None:
+        """How the weights are reused across time steps, for ``summary(explain=True)``."""
+        return None
+
     last_axis = "units"  # what the output's last axis counts, for summary(explain=True)
 
     def output_axes(self, output_shape: Shape) -> tuple[str, ...]:
@@ -231,7 +245,8 @@ class Layer(Module):
         """Raise an error that teaches, if ``shape`` (batch axis included) doesn't fit."""
         if self.expected_ndim is not None and len(shape) != self.expected_ndim:
             raise ValueError(f"{self.name} ({type(self).__name__}): expected a "
-                             f"{self.expected_ndim}-D input, got shape {tuple(shape)}")
+                             f"{self.expected_ndim}-D input, got shape {tuple(shape)}."
+                             + input_batch_axis_hint(shape, self.expected_ndim))
         if self.built and shape[-1] != self.input_shape[-1]:
             raise ValueError(
                 f"{self.name} ({type(self).__name__}): was built for inputs with "
@@ -239,6 +254,16 @@ class Layer(Module):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
+
+
+def input_batch_axis_hint(shape: Shape, expected_ndim: int) -> str:
+    """For one axis too many that starts (None, None, ...): most likely nn.Input(shape=(None,
+    ...)) with the batch axis written out, which Input adds by itself."""
+    if len(shape) != expected_ndim + 1 or shape[:2] != (None, None):
+        return ""
+    meant = tuple(shape[2:]) if len(shape) > 3 else f"({shape[2]},)"
+    return (f" If it comes from nn.Input(shape={tuple(shape[1:])}): Input's shape leaves out "
+            f"the batch axis (it adds None itself), so write nn.Input(shape={meant}).")
 
 
 def as_input(value) -> mt.Tensor:

@@ -18,6 +18,36 @@ EPSILON = 1e-7  # Keras's backend epsilon: probabilities are clipped to [EPSILON
 Loss = Callable[..., mt.Tensor]
 
 
+KERAS_ORDER = ("Keras's order is loss(y_true, y_pred): the labels first, then the model's "
+               "output (PyTorch's losses take them the other way round)")
+
+
+def _check_order(name: str, y_true, y_pred) -> None:
+    """Arguments in PyTorch's order, loss(prediction, labels), are a mistake Keras readers make
+    in a hand-written loop; the loss would silently compare the labels against the output."""
+    if _requires_grad(y_true) and not _requires_grad(y_pred):
+        raise ValueError(f"{name}: y_true requires grad and y_pred does not, so the arguments "
+                         f"look swapped. {KERAS_ORDER}.")
+
+
+def _requires_grad(value) -> bool:
+    return isinstance(value, mt.Tensor) and value.requires_grad
+
+
+def _labels_in(name: str, y_true: mt.Tensor, low: float, high: float, what: str,
+               mask=None) -> None:
+    """y_true must hold ``what``, values in [low, high], at the positions the ``mask`` keeps
+    (padding may hold anything); other values are probably y_pred, passed first."""
+    values = y_true.data
+    keep = None if mask is None else np.asarray(mask.data if isinstance(mask, mt.Tensor)
+                                                else mask, dtype=bool)
+    if keep is not None and keep.shape == values.shape[:keep.ndim]:
+        values = values[keep]
+    if values.size and not (values.min() >= low and values.max() <= high):
+        raise ValueError(f"{name}: y_true must hold {what}, got values from {values.min():.4g} "
+                         f"to {values.max():.4g}. {KERAS_ORDER}.")
+
+
 def _target(y_true, like: mt.Tensor) -> mt.Tensor:
     data = y_true.data if isinstance(y_true, mt.Tensor) else np.asarray(y_true)
     return mt.Tensor(data, dtype=like.dtype)
@@ -55,8 +85,11 @@ def binary_crossentropy(y_true, y_pred: mt.Tensor, from_logits: bool = False,
     16.118, not infinity); with ``from_logits=True`` it is computed exactly and
     stably as max(x, 0) - x·y + log(1 + exp(-|x|)).
     """
+    _check_order("binary_crossentropy", y_true, y_pred)
     with mt.scope(name="loss"):
         y = _check_same_shape("binary_crossentropy", _target(y_true, y_pred), y_pred)
+        _labels_in("binary_crossentropy", y, 0.0, 1.0, "labels in [0, 1] (0/1 or probabilities)",
+                   mask)
         if from_logits:
             x = y_pred
             # |x| that picks -x at x = 0, so the gradient there is sigmoid(0) - y = 0.5 - y;
@@ -75,8 +108,11 @@ def categorical_crossentropy(y_true, y_pred: mt.Tensor, from_logits: bool = Fals
 
     Probabilities are renormalised to sum to 1, then clipped, as Keras does.
     """
+    _check_order("categorical_crossentropy", y_true, y_pred)
     with mt.scope(name="loss"):
         y = _check_same_shape("categorical_crossentropy", _target(y_true, y_pred), y_pred)
+        _labels_in("categorical_crossentropy", y, 0.0, 1.0,
+                   "one-hot labels or class probabilities in [0, 1]", mask)
         if from_logits:
             log_p = mt.log_softmax(y_pred, axis=axis)
         else:
@@ -88,23 +124,26 @@ def categorical_crossentropy(y_true, y_pred: mt.Tensor, from_logits: bool = Fals
 def sparse_categorical_crossentropy(y_true, y_pred: mt.Tensor, from_logits: bool = False,
                                     axis: int = -1, mask=None) -> mt.Tensor:
     """Categorical crossentropy with integer class labels (batch,) or (batch, 1)."""
+    _check_order("sparse_categorical_crossentropy", y_true, y_pred)
     labels = np.asarray(y_true.data if isinstance(y_true, mt.Tensor) else y_true)
     classes = y_pred.shape[axis]
     if labels.ndim == y_pred.ndim and labels.shape[-1] == 1:
         labels = labels[..., 0]
     if labels.shape != y_pred.shape[:-1] or axis not in (-1, y_pred.ndim - 1):
         raise ValueError(f"sparse_categorical_crossentropy: labels of shape {labels.shape} don't "
-                         f"fit predictions of shape {y_pred.shape}")
+                         f"fit predictions of shape {y_pred.shape}. {KERAS_ORDER}.")
     if labels.size and (labels.min() < 0 or labels.max() >= classes
                         or not np.all(labels == np.round(labels))):
         raise ValueError(f"sparse_categorical_crossentropy: labels must be integers in "
-                         f"[0, {classes}), got values from {labels.min()} to {labels.max()}")
+                         f"[0, {classes}), got values from {labels.min()} to {labels.max()}. "
+                         f"{KERAS_ORDER}.")
     one_hot = np.eye(classes, dtype=y_pred.dtype)[labels.astype(int)]
     return categorical_crossentropy(one_hot, y_pred, from_logits=from_logits, mask=mask)
 
 
 def mean_squared_error(y_true, y_pred: mt.Tensor, mask=None) -> mt.Tensor:
     """mean((y - p)^2) over the last axis, then over the batch."""
+    _check_order("mse", y_true, y_pred)
     with mt.scope(name="loss"):
         y = _check_same_shape("mse", _target(y_true, y_pred), y_pred)
         return _mean(((y_pred - y) ** 2).mean(axis=-1), mask)

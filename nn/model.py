@@ -104,6 +104,15 @@ class Model(Trainable, Module):
     def output_shape(self):
         return map_structure(lambda t: t.shape, self.outputs)
 
+    def __repr__(self) -> str:
+        """<Model 'seed_model': lstm1 (LSTM), ..., output (Dense); 137,217 parameters>"""
+        layers = [child for child in self._children() if not isinstance(child, InputLayer)]
+        listed = ", ".join(f"{getattr(child, 'name', '?')} ({type(child).__name__})"
+                           for child in layers) or "no layers"
+        count = self.count_params() if self.built or self.parameters() else None
+        size = "not built yet" if count is None else f"{count:,} parameters"
+        return f"<{type(self).__name__} {self.name!r}: {listed}; {size}>"
+
     def get_layer(self, name: str) -> Layer:
         for layer in self.layers:
             if layer.name == name:

@@ -12,7 +12,16 @@ import numpy as np
 import microtensor as mt
 
 from . import activations
-from .layer import Layer, as_input, checked_activation, checked_initializer, positive_int
+from .layer import (
+    SAME_COUNT,
+    Layer,
+    as_input,
+    checked_activation,
+    checked_initializer,
+    each_step,
+    input_batch_axis_hint,
+    positive_int,
+)
 from .symbolic import Shape
 
 
@@ -47,14 +56,7 @@ class Recurrent(Layer):
     def check_input_shape(self, shape: Shape) -> None:
         kind = type(self).__name__
         if len(shape) != 3:
-            batch = shape[0] if shape and shape[0] is not None else "batch"
-            hint = ""
-            if len(shape) == 2:
-                hint = (" If it comes from another recurrent layer, give that one "
-                        "return_sequences=True so that it outputs every step. If each sample "
-                        f"is a sequence of {shape[1]} single values, use "
-                        f"x.reshape({batch}, {shape[1]}, 1); if it is one time step of "
-                        f"{shape[1]} features, use x.reshape({batch}, 1, {shape[1]}).")
+            hint = _two_d_hint(shape) if len(shape) == 2 else input_batch_axis_hint(shape, 3)
             raise ValueError(f"{self.name} ({kind}): expects input of shape (batch, timesteps, "
                              f"features), got a {len(shape)}-D input of shape {tuple(shape)}."
                              + hint)
@@ -74,11 +76,13 @@ class Recurrent(Layer):
         return (self.gate_count * self.units,)
 
     def project_inputs(self, x: mt.Tensor) -> mt.Tensor:
-        """x_t @ kernel + bias for every t in one product; time-major, so step t is one block.
-        x (batch, timesteps, features) -> (timesteps, batch, gate_count·units)."""
+        """x_t @ kernel + bias for every t in one product. The input is first copied with its
+        axes reordered to (timesteps, batch, features) ("time-major"), so that step t is the
+        one block [t - 1]. x (batch, timesteps, features) -> (timesteps, batch, gate_count·units).
+        """
         time_major = x.transpose(1, 0, 2)
-        if not time_major.requires_grad:  # data, drawn as such: say which data it is
-            time_major.name = f"{x.name or 'input'}, time-major"
+        if not time_major.requires_grad:  # data, drawn as such: say which data, in plain words
+            time_major.name = f"{x.name or 'input'}, time steps first"
         projected = time_major @ self.kernel
         return projected + self.bias if self.use_bias else projected
 
@@ -157,6 +161,9 @@ class Recurrent(Layer):
                 "activation": activations.name_of(self.activation), "use_bias": self.use_bias,
                 "return_sequences": self.return_sequences, "return_state": self.return_state}
 
+    def weight_sharing(self, input_shape: Shape) -> str:
+        return f"the same weights at {each_step(input_shape[1])}: {SAME_COUNT}"
+
     def describe_output(self) -> str:
         if self.return_sequences:
             text = "return_sequences=True: the hidden state h of every time step"
@@ -165,6 +172,23 @@ class Recurrent(Layer):
         if self.return_state:
             text += f", then the final {' and '.join(self.state_names)} (return_state=True)"
         return text
+
+
+def _two_d_hint(shape: Shape) -> str:
+    """What a 2-D input to a recurrent layer most likely is, most common case first."""
+    rows, columns = shape
+    hint = ""
+    if rows is not None:  # data in hand: one sample without its batch axis is the usual case
+        hint += (f" If it is one sample of {rows} time steps × {columns} features, add the batch "
+                 f"axis: x[None] (shape (1, {rows}, {columns})). If it is {rows} sequences of "
+                 f"{columns} single values, use x.reshape({rows}, {columns}, 1); if it is "
+                 f"{rows} samples of one time step of {columns} features, use "
+                 f"x.reshape({rows}, 1, {columns}).")
+    else:
+        hint += (f" For sequences, nn.Input needs two axes: nn.Input(shape=(timesteps, "
+                 f"{columns})); one sample of data needs its batch axis: x[None].")
+    return hint + (" If it comes from another recurrent layer, give that one "
+                   "return_sequences=True so that it outputs every step.")
 
 
 class GatedRecurrent(Recurrent):

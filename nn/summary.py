@@ -56,7 +56,14 @@ def _connected_to(node: Node) -> str:
     return ", ".join(f"{t.node.layer.name}[0][{t.index or 0}]" for t in node.symbolic_inputs())
 
 
-def _explain(node: Node) -> list[str]:
+def _feeds_indices(model: Model, node: Node) -> bool:
+    """True if the output of ``node`` goes into a layer that reads indices (Embedding): its
+    axes are then batch × timesteps of token ids, with no features axis."""
+    return any(not other.layer.input_has_features
+               for other in model.nodes if any(t.node is node for t in other.symbolic_inputs()))
+
+
+def _explain(node: Node, indices: bool = False) -> list[str]:
     layer = node.layer
     lines = []
     inputs = node.symbolic_inputs()
@@ -64,9 +71,15 @@ def _explain(node: Node) -> list[str]:
         how = layer.explain_params(inputs[0].shape)
         if how:
             lines.append(f"   params: {how}")
+        shared = layer.weight_sharing(inputs[0].shape)
+        if shared:
+            lines.append(f"   {shared}")
     shapes = node.output_shape if isinstance(node.output_shape, list) else [node.output_shape]
     for shape in shapes:
-        axes = " × ".join(layer.output_axes(shape))
+        if indices:
+            axes = " × ".join(["batch", *["timesteps"] * (len(shape) - 1)]) + " (token ids)"
+        else:
+            axes = " × ".join(layer.output_axes(shape))
         lines.append(f"   output: {shape} = {axes}")
     note = layer.describe_output()
     if note:
@@ -104,7 +117,7 @@ def summary_lines(model: Model, explain: bool = False, line_length: int | None =
             fields.append(_connected_to(node))
         lines.extend(_rows(fields, positions))
         if explain:
-            lines.extend(_explain(node))
+            lines.extend(_explain(node, _feeds_indices(model, node)))
         lines.append(("=" if k == len(nodes) - 1 else "_") * line_length)
 
     total = model.count_params()
