@@ -83,8 +83,9 @@ def main() -> None:
                              graph_steps=(int, 3, "time steps drawn before the last (8 = all)"))
     nn.set_seed(args.seed)
     (x_train, y_train), (x_test, y_test) = load_digit_rows(args.test_fraction, args.seed)
-    print(f"{len(x_train)} training and {len(x_test)} test images; each is read as "
-          f"{x_train.shape[1]} time steps (rows) of {x_train.shape[2]} pixels.\n")
+    print(f"{len(x_train) + len(x_test):,} images: {len(x_train):,} for training and "
+          f"{len(x_test):,} held out for test; each is read as {x_train.shape[1]} time steps "
+          f"(rows) of {x_train.shape[2]} pixels.\n")
 
     model = digit_reader(args.units)
     model.summary(explain=True)

@@ -68,15 +68,33 @@ def classifier(kind: str, units: int, timesteps: int) -> nn.Sequential:
                          name=kind)
 
 
-def explain(kind: str, norms: np.ndarray, accuracy: float) -> str:
-    """One sentence from the measured numbers: how much of ‖∂L/∂h_T‖ is left at t = 1."""
-    first, last = norms[0], norms[-1]
+def describe_flow(kind: str, norms: np.ndarray) -> str:
+    """What the numbers say: ‖∂L/∂h_t‖ at the last step, at t = 1, the smallest on the way (if
+    it is elsewhere), and the share of the last step's gradient that reaches t = 1."""
+    last, first, lowest = norms[-1], norms[0], int(np.argmin(norms))
+    text = f"{kind}: {last:.2e} at t={len(norms)}"
+    if 0 < lowest < len(norms) - 1:
+        text += f", down to {norms[lowest]:.2e} at t={lowest + 1}"
+    text += f", {first:.2e} at t=1"
     if not first > 0:
-        reached = "none of the gradient reaches t = 1 (it underflows to 0)"
-    else:
-        reached = f"{first / last:.0e} of the gradient at t = {len(norms)} reaches t = 1"
-    learned = "it learned the task" if accuracy >= 0.9 else "it did not learn the task"
-    return f"{kind}: {reached}, {learned} ({accuracy:.0%} marked at t = 1)."
+        return text + " (none of it reaches t=1: it underflows to 0)"
+    return text + f" ({first / last:.0e} of it reaches t=1)"
+
+
+def learned(kind: str, accuracy: float) -> str:
+    verdict = "learned the task" if accuracy >= 0.9 else "did not learn the task"
+    return f"the {kind} {verdict} ({accuracy:.1%} right when marked at t=1)"
+
+
+def conclusion(before: dict, after: dict, accuracy_first: dict) -> str:
+    """The paragraph under the tables, from the measured numbers only."""
+    trained = "; ".join(describe_flow(kind, norms) for kind, norms in after.items())
+    untrained = "; ".join(describe_flow(kind, norms) for kind, norms in before.items())
+    verdicts = ", ".join(learned(kind, accuracy_first[kind]) for kind in after)
+    return ("On the plot's log scale, a line falling towards t = 1 is a gradient vanishing on "
+            "its way back; a flat one carries the error at the end back to the marked step. "
+            f"After training, ‖∂L/∂h_t‖ is {trained}. So {verdicts}. At initialisation: "
+            f"{untrained}.")
 
 
 def plot_flows(before: dict, after: dict, path: str) -> str:
@@ -112,6 +130,10 @@ def main() -> None:
     x_first, y_first = make_marked_sign_task(tests, **task, first=True)
     probe = x_first[:PROBE], y_first[:PROBE]
 
+    print(common.paragraph(f"{args.samples} training sequences of {args.timesteps} steps, noise "
+                           f"σ = {args.noise:g}, marked anywhere; {', '.join(KINDS)} with "
+                           f"{args.units} units each, {args.epochs} epochs of Adam (lr "
+                           f"{args.lr:g}), seed {args.seed}:"))
     before, after, accuracy, accuracy_first = {}, {}, {}, {}
     for kind in KINDS:
         nn.set_seed(args.seed)
@@ -126,20 +148,19 @@ def main() -> None:
         accuracy_first[kind] = model.evaluate(x_first, y_first)[1]
 
     t_last = args.timesteps
-    print(f"\n‖∂L/∂h_t‖ on {PROBE} test sequences marked at t=1 (last step t={t_last}), and test "
-          f"accuracy on {tests} sequences marked anywhere / marked at t=1 (chance is 50%):")
-    print(f"  {'model':<10} {'init: t=1':>10} {f't={t_last}':>10}   {'trained: t=1':>12} "
-          f"{f't={t_last}':>10}   accuracy anywhere / at t=1")
+    print(f"\n‖∂L/∂h_t‖ on {PROBE} test sequences marked at t=1 (the last step is t={t_last}):")
+    print(f"  {'':<30} {f't={t_last}':>10} {'t=1':>10}   smallest, at")
+    for stage, flows in (("at initialisation", before), ("after training", after)):
+        for kind, norms in flows.items():
+            lowest = int(np.argmin(norms))
+            print(f"  {kind + ', ' + stage:<30} {norms[-1]:10.2e} {norms[0]:10.2e}   "
+                  f"{norms[lowest]:.2e}, t={lowest + 1}")
+    print(f"\nTest accuracy on {tests} sequences (chance is 50%):")
     for kind in KINDS:
-        print(f"  {kind:<10} {before[kind][0]:10.2e} {before[kind][-1]:10.2e}   "
-              f"{after[kind][0]:12.2e} {after[kind][-1]:10.2e}   "
-              f"{accuracy[kind]:7.1%} / {accuracy_first[kind]:.1%}")
-    print("\nOn the plot's log scale, a line falling towards t = 1 is a gradient vanishing on "
-          "its way back; a flat one carries the error at the end back to the marked step. "
-          "After training: " + " ".join(explain(kind, after[kind], accuracy_first[kind])
-                                         for kind in KINDS)
-          + " At initialisation: " + " ".join(explain(kind, before[kind], 0.5).split(", ")[0]
-                                              + "." for kind in KINDS))
+        print(f"  {kind:<10} {accuracy[kind]:7.1%} marked anywhere, "
+              f"{accuracy_first[kind]:.1%} marked at t=1")
+    print()
+    print(common.paragraph(conclusion(before, after, accuracy_first)))
     after = {f"{kind} ({accuracy_first[kind]:.0%})": norms for kind, norms in after.items()}
     path = plot_flows(before, after, os.path.join(args.out, "vanishing_gradients.png"))
     common.finish([path])

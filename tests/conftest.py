@@ -9,6 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
+from demo_runs import DemoRuns
 
 import microtensor as mt
 
@@ -50,6 +51,12 @@ def dot_binary():
 def matplotlib():
     """matplotlib (the demos extra); skips locally, fails under CI, if missing."""
     return _import_or_need("matplotlib")
+
+
+@pytest.fixture(scope="session")
+def demo_runs(tmp_path_factory) -> DemoRuns:
+    """Each demo run once with tiny settings, shared by every test that reads it."""
+    return DemoRuns(tmp_path_factory.mktemp("demos"))
 
 
 @pytest.fixture(autouse=True)

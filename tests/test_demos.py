@@ -3,39 +3,12 @@
 from __future__ import annotations
 
 import math
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from demo_runs import run_demo, succeeded  # noqa: F401  (succeeded: for test_text_demo)
 
-ROOT = Path(__file__).resolve().parent.parent
-DEMOS = ROOT / "demos"
 DIGITS_TEST_IMAGES = 450  # a quarter of scikit-learn's 1,797 digits, rounded up
-
-
-def run_demo(name: str, *args: str, block: str | None = None,
-             timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run demos/<name>.py; ``block`` makes ``import <block>`` fail as if not installed."""
-    script = str(DEMOS / f"{name}.py")
-    if block is None:
-        command = [sys.executable, script, *args]
-    else:
-        wrapper = ("import runpy, sys\n"
-                   f"sys.modules[{block!r}] = None  # import now raises ImportError\n"
-                   f"sys.argv = [{script!r}] + sys.argv[1:]\n"
-                   f"runpy.run_path({script!r}, run_name='__main__')\n")
-        command = [sys.executable, "-c", wrapper, *args]
-    env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def succeeded(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
-    return result.stdout
 
 
 def files_line(stdout: str) -> str:
@@ -45,9 +18,8 @@ def files_line(stdout: str) -> str:
 
 
 @pytest.mark.slow  # 3 s on an idle machine, 15 s on a loaded one
-def test_seed_model_runs_and_writes_its_files(tmp_path, dot_binary):
-    stdout = succeeded(run_demo("seed_model", "--samples", "64", "--epochs", "1",
-                                "--out", str(tmp_path)))
+def test_seed_model_runs_and_writes_its_files(demo_runs, dot_binary):
+    tmp_path, stdout = demo_runs["seed_model"]
     assert "Total params: 137,217" in stdout
     last = files_line(stdout)
     for name in ("seed_model_training.png", "seed_model_graph.svg", "seed_model.npz"):
@@ -71,8 +43,8 @@ def confusion_rows(stdout: str) -> list[list[int]]:
     return rows
 
 
-def test_digits_demo_runs_and_prints_a_confusion_matrix(tmp_path, dot_binary):
-    stdout = succeeded(run_demo("digits_sequence", "--epochs", "1", "--out", str(tmp_path)))
+def test_digits_demo_runs_and_prints_a_confusion_matrix(demo_runs, dot_binary):
+    tmp_path, stdout = demo_runs["digits_sequence"]
     assert "4 gates × 32 units × (8 inputs + 32 recurrent + 1 bias) = 5,248" in stdout
     rows = confusion_rows(stdout)
     assert [len(row) for row in rows] == [10] * 10
@@ -105,8 +77,8 @@ def printed_value(stdout: str, pattern: str) -> float:
     return float(re.search(pattern, stdout).group(1))
 
 
-def test_anatomy_walks_lstm1_by_the_textbook_equations(tmp_path, dot_binary):
-    stdout = succeeded(run_demo("anatomy", "--out", str(tmp_path), "--seed", "3"))
+def test_anatomy_walks_lstm1_by_the_textbook_equations(demo_runs, dot_binary):
+    _, stdout = demo_runs["anatomy"]
     assert "Total params: 12" in stdout and "Total params: 72" in stdout
     assert "4 gates × 3 units × (2 inputs + 3 recurrent + 1 bias) = 72" in stdout
     # LSTM(1): recompute the printed step from the printed weights, independently.
@@ -130,8 +102,36 @@ def test_anatomy_walks_lstm1_by_the_textbook_equations(tmp_path, dot_binary):
     assert stdout.count("the same numbers") == 2
 
 
-def test_anatomy_draws_every_step_unelided(tmp_path, dot_binary):
-    stdout = succeeded(run_demo("anatomy", "--out", str(tmp_path)))
+def test_anatomy_labels_the_candidate_c_hat_as_the_graph_does(demo_runs):
+    """c is the cell state; the tanh candidate is c_hat, in the weight tables as in the graph."""
+    _, stdout = demo_runs["anatomy"]
+    headers = [line.split() for line in stdout.splitlines() if line.strip().startswith("i1")]
+    assert headers and all(h[7:11] == ["|", "c_hat1", "c_hat2", "c_hat3"] for h in headers)
+    assert "(i | f | c_hat | o, 3 units each)" in stdout
+    assert not re.search(r"\bc[123]\b", stdout)
+
+
+def test_anatomy_says_what_the_time_major_input_copy_is(demo_runs):
+    _, stdout = demo_runs["anatomy"]
+    text = " ".join(stdout.split())  # wrapped for the terminal
+    assert ('In the picture, "input, time steps first (4, 1, 2)" is the input (1 sample of 4 '
+            "steps) copied with its axes reordered to (timesteps, batch, features)") in text
+
+
+def test_without_dot_the_demos_write_dot_files_and_nothing_else(tmp_path):
+    no_dot = tmp_path / "bin"  # a PATH where Graphviz's `dot` is not found
+    no_dot.mkdir()
+    out = tmp_path / "out"
+    stdout = succeeded(run_demo("anatomy", "--out", str(out), env={"PATH": str(no_dot)}))
+    written = sorted(path.name for path in out.iterdir())
+    assert written == ["anatomy_lstm1x1.dot", "anatomy_lstm3_4x2.dot"]
+    assert files_line(stdout) == (f"Files written: {out / written[0]}, {out / written[1]}")
+    assert (out / written[1]).read_text().startswith("digraph")
+    assert "(no SVG: rendering the graph needs Graphviz's `dot` program" in stdout
+
+
+def test_anatomy_draws_every_step_unelided(demo_runs, dot_binary):
+    tmp_path, stdout = demo_runs["anatomy"]
     small, large = tmp_path / "anatomy_lstm1x1.svg", tmp_path / "anatomy_lstm3_4x2.svg"
     assert files_line(stdout) == f"Files written: {small}, {large}"
     graph = large.read_text()

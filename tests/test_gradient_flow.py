@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
+import re
 
 import numpy as np
 import pytest
@@ -140,18 +137,16 @@ def test_plot_gradient_flow_writes_a_log_scale_png(tmp_path, matplotlib):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_vanishing_gradients_demo_runs_and_writes_its_plot(tmp_path, matplotlib):
+def test_vanishing_gradients_demo_runs_and_writes_its_plot(demo_runs, matplotlib):
     """The demo end to end, as a user runs it, with tiny settings."""
-    root = Path(__file__).resolve().parent.parent
-    env = dict(os.environ, PYTHONPATH=str(root), MPLBACKEND="Agg")
-    result = subprocess.run(
-        [sys.executable, str(root / "demos" / "vanishing_gradients.py"), "--epochs", "1",
-         "--samples", "64", "--timesteps", "12", "--units", "3", "--out", str(tmp_path)],
-        cwd=root, env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
-    lines = result.stdout.strip().splitlines()
+    tmp_path, stdout = demo_runs["vanishing_gradients"]
+    lines = stdout.strip().splitlines()
     for kind in ("SimpleRNN", "GRU", "LSTM"):
-        assert any(line.split()[:1] == [kind] and line.endswith("%") for line in lines), kind
+        assert any(re.fullmatch(rf"  {kind} +[\d.]+% marked anywhere, [\d.]+% marked at t=1",
+                                line) for line in lines), kind
+        assert sum(line.startswith(f"  {kind}, ") for line in lines) == 2  # init, trained
+    assert max(len(line) for line in lines[:-1]) <= 100  # the conclusion fits a terminal
+    assert "After training, ‖∂L/∂h_t‖ is SimpleRNN:" in " ".join(stdout.split())
     plot = tmp_path / "vanishing_gradients.png"
     assert lines[-1] == f"Files written: {plot}"
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000

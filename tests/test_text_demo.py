@@ -5,14 +5,13 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from test_demos import files_line, run_demo, succeeded
+from test_demos import files_line
 
 import nn
 
 
-def test_text_classifier_demo_runs_and_writes_its_files(tmp_path, dot_binary):
-    stdout = succeeded(run_demo("text_classifier", "--epochs", "1", "--samples", "120",
-                                "--units", "4", "--out", str(tmp_path)))
+def test_text_classifier_demo_runs_and_writes_its_files(demo_runs, dot_binary):
+    tmp_path, stdout = demo_runs["text_classifier"]
     assert "5 tokens × 8 dimensions = 40" in stdout  # Embedding(5, 8): <pad ( ) a b>
     table = stdout[stdout.index("s/epoch"):]
     for name in ("LSTM", *(n for n in ("GRU", "SimpleRNN") if hasattr(nn, n))):
