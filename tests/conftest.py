@@ -53,6 +53,12 @@ def matplotlib():
     return _import_or_need("matplotlib")
 
 
+@pytest.fixture
+def threadpoolctl():
+    """threadpoolctl (installed with scikit-learn, the demos extra); fails under CI if missing."""
+    return _import_or_need("threadpoolctl")
+
+
 @pytest.fixture(scope="session")
 def demo_runs(tmp_path_factory) -> DemoRuns:
     """Each demo run once with tiny settings, shared by every test that reads it."""
