@@ -74,8 +74,8 @@ def print_weights(layer: nn.LSTM, features: int) -> None:
     print("\n".join("  " + line for line in gate_table(layer.recurrent_kernel.data, hs, u)))
     print(f"\n  bias {layer.bias.shape}")
     print("\n".join("  " + line for line in gate_table(layer.bias.data[None], ["b"], u)))
-    print("  The f slice of the bias starts at 1 (unit_forget_bias): the forget gate opens at "
-          "sigmoid(1) = 0.73,\n  so a fresh LSTM keeps most of its memory; everything else "
+    print("  The f slice of the bias starts at 1 (unit_forget_bias): the forget gate opens at\n"
+          "  sigmoid(1) = 0.73, so a fresh LSTM keeps most of its memory; everything else "
           "starts at 0.")
 
 

@@ -6,7 +6,7 @@ hidden state goes to a 10-way softmax.
 
     Input (8, 8) -> LSTM(32) -> Dense(10, softmax)
 
-    python demos/digits_sequence.py       # about 5 s on 2 CPU cores; 95-98% test accuracy
+    python demos/digits_sequence.py       # about 5 s on 2 CPU cores; 97.3% test accuracy
 """
 
 from __future__ import annotations
@@ -83,9 +83,10 @@ def main() -> None:
                              graph_steps=(int, 3, "time steps drawn before the last (8 = all)"))
     nn.set_seed(args.seed)
     (x_train, y_train), (x_test, y_test) = load_digit_rows(args.test_fraction, args.seed)
-    print(f"{len(x_train) + len(x_test):,} images: {len(x_train):,} for training and "
-          f"{len(x_test):,} held out for test; each is read as {x_train.shape[1]} time steps "
-          f"(rows) of {x_train.shape[2]} pixels.\n")
+    print(common.paragraph(f"{len(x_train) + len(x_test):,} images: {len(x_train):,} for "
+                           f"training and {len(x_test):,} held out for test; each is read as "
+                           f"{x_train.shape[1]} time steps (rows) of {x_train.shape[2]} pixels."))
+    print()
 
     model = digit_reader(args.units)
     model.summary(explain=True)
@@ -114,7 +115,8 @@ def main() -> None:
         graph = mt.draw_graph(loss, max_steps=max_steps)
     shown = (f"keeps the first {max_steps} steps and the last one (--graph-steps {steps} "
              "draws all)" if max_steps is not None else f"draws all {steps} steps")
-    print(f"\nThe graph of one forward pass + loss on 2 images; the picture {shown}.")
+    print("\n" + common.paragraph(f"The graph of one forward pass + loss on 2 images; the "
+                                  f"picture {shown}."))
     files.append(common.render_graph(graph, os.path.join(args.out, "digits_sequence_graph")))
     common.finish(files)
 

@@ -23,7 +23,8 @@ DEMOS = ("anatomy", "seed_model", "digits_sequence", "text_classifier", "vanishi
 def as_shown(stdout: str) -> str:
     """What a terminal ends up showing: a progress bar redraws its line after each carriage
     return, so only the text after the last one stays."""
-    return "\n".join(line.rsplit("\r", 1)[-1].rstrip() for line in stdout.splitlines()) + "\n"
+    lines = stdout.split("\n")  # not splitlines(): it would split at each "\r" as well
+    return "\n".join(line.rsplit("\r", 1)[-1].rstrip() for line in lines).rstrip("\n") + "\n"
 
 
 def record(name: str) -> str:

@@ -69,8 +69,8 @@ def walk_one_batch(model: nn.Model, batch: np.ndarray) -> None:
         for layer in model.layers:
             value = layer(value)
             print(f"  {layer.name:<12} -> {value.shape}")
-    print("So for one sample lstm1 outputs (50, 128): one 128-vector per time step, because "
-          "return_sequences=True;\nlstm2 outputs (64,): only its last step's hidden state.\n")
+    print("So for one sample lstm1 outputs (50, 128): one 128-vector per time step, because\n"
+          "return_sequences=True; lstm2 outputs (64,): only its last step's hidden state.\n")
 
 
 def main() -> None:
@@ -116,8 +116,9 @@ def main() -> None:
     with common.quiet_elision_warnings():
         graph = mt.draw_graph(loss, max_steps=3)
     ops = sum(t.op is not None for t in mt.topological_order(loss))
-    print(f"\nThe graph of one forward pass and the loss has {ops:,} op nodes; the picture keeps "
-          "the first 3 steps and the last one of each LSTM.")
+    print("\n" + common.paragraph(f"The graph of one forward pass and the loss has {ops:,} op "
+                                  "nodes; the picture keeps the first 3 steps and the last one "
+                                  "of each LSTM."))
     print(common.time_major_note(loss))
     files.append(common.render_graph(graph, os.path.join(args.out, "seed_model_graph")))
     model.save(os.path.join(args.out, "seed_model.npz"))

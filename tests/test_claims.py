@@ -98,9 +98,9 @@ def test_the_vanishing_gradients_prose_says_what_was_measured():
     prose = " ".join(readme_claims()["vanishing_gradients"].split())
     assert "nearly flat back to t = 1" not in prose
     transcript = (TRANSCRIPTS / "vanishing_gradients.txt").read_text()
-    lstm = re.search(r"LSTM, after training +(\S+) +(\S+) +(\S+), t=(\d+)", transcript)
+    lstm = re.search(r"LSTM, after training +(\S+) +(\S+) +(\S+) +(\S+), t=(\d+)", transcript)
     assert lstm, transcript
-    at_end, at_start, lowest, where = lstm.groups()
+    at_end, at_start, _, lowest, where = lstm.groups()
     for number in (at_end, at_start, lowest, f"t = {where}"):
         assert number in prose, number
 
