@@ -13,6 +13,7 @@ import nn
 def test_text_classifier_demo_runs_and_writes_its_files(demo_runs, dot_binary):
     tmp_path, stdout = demo_runs["text_classifier"]
     assert "5 tokens × 8 dimensions = 40" in stdout  # Embedding(5, 8): <pad ( ) a b>
+    assert "output: (None, None) = batch × timesteps (token ids)" in stdout
     table = stdout[stdout.index("s/epoch"):]
     for name in ("LSTM", *(n for n in ("GRU", "SimpleRNN") if hasattr(nn, n))):
         assert re.search(rf"\n  {name} +[\d,]+ +[\d.]+ +[\d.]+%", table), table
