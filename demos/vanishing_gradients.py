@@ -113,7 +113,8 @@ def plot_flows(before: dict, after: dict, path: str) -> str:
 
     figure, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
     nn.plot_gradient_flow(before, ax=axes[0], title="at initialisation")
-    nn.plot_gradient_flow(after, ax=axes[1], title="after training (accuracy, marked at t = 1)")
+    nn.plot_gradient_flow(after, ax=axes[1],
+                          title="after training (accuracy: marked anywhere / at t = 1)")
     figure.suptitle("‖∂L/∂h_t‖ on sequences marked at t = 1: how much of the loss's gradient "
                     "reaches step t")
     figure.tight_layout()
@@ -170,7 +171,8 @@ def main() -> None:
               f"{accuracy_first[kind]:.1%} marked at t=1")
     print()
     print(common.paragraph(conclusion(before, after, accuracy, accuracy_first)))
-    after = {f"{kind} ({accuracy_first[kind]:.0%})": norms for kind, norms in after.items()}
+    after = {f"{kind} ({accuracy[kind]:.1%} / {accuracy_first[kind]:.1%})": norms
+             for kind, norms in after.items()}
     path = plot_flows(before, after, os.path.join(args.out, "vanishing_gradients.png"))
     common.finish([path])
 
