@@ -168,6 +168,14 @@ class Model(Trainable, Module):
         from .plot import draw_model
         return draw_model(self, x, y, level=level, **options)
 
+    def record(self, x, y=None, loss=None):
+        """One pass on ``x`` that keeps every value, to look inside (see ``nn.record``):
+        ``rec.value("lstm1", "f", step=3)`` is lstm1's forget gate at step 3, (batch, units).
+        With ``y``, the loss (compiled, or ``loss=``) and its backward pass:
+        ``rec.grad("lstm1", "h", step=3)``. ``rec.names(layer)``, ``rec.steps(layer)``."""
+        from .record import record
+        return record(self, x, y, loss)
+
     def save(self, path) -> None:
         """Write architecture and weights to one ``.npz`` file (no pickle); see nn.load_model."""
         from .saving import save_model
