@@ -9,6 +9,7 @@ from .context import (
     scope,
     set_default_dtype,
 )
+from .explore import Explorer, explore
 from .functional import log_softmax, logsumexp, softmax
 from .gradcheck import GradcheckError, gradcheck
 from .graph import GraphvizNotFoundError, draw_graph
@@ -25,4 +26,5 @@ __all__ = [
     "stack", "tanh", "topological_order", "unbroadcast", "where", "draw_graph",
     "GraphvizNotFoundError", "freeing_intermediates", "is_freed", "keep_values",
 ]
+__all__ += ["Explorer", "explore"]
 __version__ = "0.1.0"

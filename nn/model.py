@@ -169,6 +169,13 @@ class Model(Trainable, Module):
         from .plot import draw_model
         return draw_model(self, x, y, level=level, **options)
 
+    def explore(self, x, path=None, y=None, loss=None):
+        """The whole unrolled graph of one forward pass on ``x`` (and the loss on ``y``, with
+        gradients) as one interactive HTML file at ``path``; without a path, an object that
+        Jupyter shows inline. Layer -> time step -> op, values and gradients: see mt.explore."""
+        from .explore import explore_model
+        return explore_model(self, x, path, y=y, loss=loss)
+
     def save(self, path) -> None:
         """Write architecture and weights to one ``.npz`` file (no pickle); see nn.load_model."""
         from .saving import save_model
