@@ -354,18 +354,23 @@
 
   // -- pan and zoom ---------------------------------------------------------------------
   const view = {x: 0, y: 0, k: 1};
+  let fittedSize = "", untouched = true;  // the first view follows the page's size until used
   function applyView() {
     viewport.setAttribute("transform", `translate(${view.x},${view.y}) scale(${view.k})`);
   }
   function fit(box, maxZoom = MAX_ZOOM) {
     const W = svg.clientWidth, H = svg.clientHeight, m = 24;
+    if (W <= 2 * m || H <= 2 * m) return false;  // not laid out yet (an iframe still loading)
+    fittedSize = W + "x" + H;
     view.k = Math.min(maxZoom, (W - 2 * m) / box.w, (H - 2 * m) / box.h);
     view.x = W / 2 - (box.x + box.w / 2) * view.k;
     view.y = H / 2 - (box.y + box.h / 2) * view.k;
     applyView();
+    return true;
   }
   svg.addEventListener("wheel", (event) => {
     event.preventDefault();
+    untouched = false;
     const r = svg.getBoundingClientRect();
     const px = event.clientX - r.left, py = event.clientY - r.top;
     const k = Math.min(8, Math.max(0.01, view.k * Math.exp(-event.deltaY * 0.0015)));
@@ -376,6 +381,7 @@
   }, {passive: false});
   let drag = null, dragged = false;
   svg.addEventListener("pointerdown", (event) => {
+    untouched = false;
     if (event.button !== 0) return;
     drag = {x: event.clientX, y: event.clientY, vx: view.x, vy: view.y, id: event.pointerId};
     dragged = false;
@@ -417,6 +423,7 @@
     showGroup(key);
   }
   function reveal(i) {  // open the groups around node i, select it, and bring it into view
+    untouched = false;
     for (const key of chains[i].slice(0, -1)) open.add(key);
     selected = i;
     layout();
@@ -605,8 +612,16 @@
 
   layout();
   render();
-  fit(boxes.get(""), 1.2);
   window.explorer = {open, groups, nodes: NODES, reveal, openGroup};
-  performance.mark("explorer-ready");
-  window.explorerReady = performance.now();
+  // The page is ready once the first view is fitted: at once, or in a notebook's iframe when
+  // it gets its size.
+  function firstView() {
+    if (!untouched || svg.clientWidth + "x" + svg.clientHeight === fittedSize) return;
+    if (fit(boxes.get(""), 1.2) && window.explorerReady === undefined) {
+      performance.mark("explorer-ready");
+      window.explorerReady = performance.now();
+    }
+  }
+  firstView();
+  new ResizeObserver(firstView).observe(svg);
 })();
