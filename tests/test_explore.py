@@ -206,8 +206,8 @@ def test_seed_model_explorer_in_chromium(tmp_path, seed_page, chromium_driver):
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, css))
         driver.find_element(By.CSS_SELECTOR, css).click()
 
-    click('g.group.closed[data-layer="lstm1"]:not([data-step])')
-    click('g.group.closed[data-layer="lstm1"][data-step="37"]')
+    click('g.group.closed.kind-layer[data-layer="lstm1"]')
+    click('g.group.closed.kind-step[data-layer="lstm1"][data-step="37"]')
     click('g.node[data-layer="lstm1"][data-step="37"][data-name="f"]')
     assert driver.find_element(By.CSS_SELECTOR, "#panel h2").text == "f = sigmoid"
     for stat, expected in (("min", gate.min()), ("mean", gate.mean()), ("max", gate.max())):
@@ -237,5 +237,27 @@ def test_seed_model_explorer_in_chromium(tmp_path, seed_page, chromium_driver):
     click('g.node[data-name="w"]')
     assert shown(driver, "value", "mean") == pytest.approx(1 / 3, abs=1e-4)
 
+    # A hand-written loop without mt.scope: 750 ops in one flat group come in parts of at
+    # most 200 boxes, and every op is still there.
+    flat = tmp_path / "loop.html"
+    mt.explore(hand_written_loop(250), flat)
+    driver.get(flat.as_uri())
+    wait.until(lambda d: d.execute_script("return window.explorerReady"))
+    assert len(driver.find_elements(By.CSS_SELECTOR, "g.group.closed.kind-part")) == 4
+    driver.find_element(By.ID, "search").send_keys("h_last", Keys.ENTER)
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#panel h2").text == "h_last = tanh")
+    driver.find_element(By.ID, "open-all").click()
+    assert len(driver.find_elements(By.CSS_SELECTOR, "g.node")) == 3 * 250 + 3
+
     errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     assert not errors, errors
+
+
+def hand_written_loop(steps: int) -> mt.Tensor:
+    """h = tanh(h @ W + 1) ``steps`` times, no scope: 3 ops per step, then the sum."""
+    w = mt.Tensor(np.full((3, 3), 0.1), requires_grad=True, name="W")
+    h = mt.Tensor(np.ones((2, 3)), name="h0")
+    for _ in range(steps):
+        h = mt.tanh(h @ w + 1.0)
+    h.name = "h_last"
+    return h.sum()

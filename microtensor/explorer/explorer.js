@@ -10,6 +10,7 @@
 (function () {
   const DATA = JSON.parse(document.getElementById("explorer-data").textContent);
   const NODES = DATA.nodes;
+  const ANY_GRAD = NODES.some((n) => n.grad);
   const svg = document.getElementById("canvas");
   const viewport = document.getElementById("viewport");
   const panel = document.getElementById("panel");
@@ -17,7 +18,7 @@
   // Sizes of the drawing, in SVG units (pixels at zoom 1).
   const CHAR = 6.4, NODE_H = 36, GROUP_H = 44, PAD = 14, HEADER = 24;
   const COL_GAP = 40, ROW_GAP = 44, MEMBER_GAP = 14, MAX_ZOOM = 1.6, FAN = 6, STUB = 16;
-  const WRAP_WIDTH = 1400;
+  const WRAP_WIDTH = 1400, MAX_ITEMS = 200;
 
   // -- the tree of groups ---------------------------------------------------------------
   // Keys: "" is the whole graph, "L<layer>" a layer, "S<layer>|<step>" a step, "n<i>" node i.
@@ -43,16 +44,61 @@
       const key = "S" + (n.layer == null ? "" : n.layer) + "|" + n.step;
       chain.push(group(key, "step", n.layer, n.step, chain[chain.length - 1], i).key);
     }
-    const key = "n" + i;
-    groups.get(chain[chain.length - 1]).children.push(key);
-    chain.push(key);
+    groups.get(chain[chain.length - 1]).children.push("n" + i);
     chains.push(chain);
+  });
+  function first(key) { return key[0] === "n" ? +key.slice(1) : groups.get(key).first; }
+  for (const g of groups.values()) g.children.sort((a, b) => first(a) - first(b));
+
+  // A group of more than MAX_ITEMS items (a hand-written loop of 10,000 ops without
+  // mt.scope) is split into parts of consecutive items, and parts into parts, so that no
+  // open box ever lays out more than MAX_ITEMS items at once.
+  const partOf = new Map();
+  const worklist = [...groups.values()];
+  while (worklist.length) {
+    const g = worklist.pop();
+    if (g.children.length <= MAX_ITEMS) continue;
+    let size = MAX_ITEMS;
+    while (Math.ceil(g.children.length / size) > MAX_ITEMS) size *= MAX_ITEMS;
+    const parts = [];
+    for (let start = 0; start < g.children.length; start += size) {
+      const members = g.children.slice(start, start + size);
+      const key = "P" + groups.size;
+      const part = {key, kind: "part", layer: g.layer, step: g.step, parent: g.key,
+                    first: first(members[0]), children: members, ops: 0, names: [],
+                    edges: new Set(), title: `items ${start + 1}–${start + members.length}`,
+                    span: itemTitle(members[0]) + " … " + itemTitle(members[members.length - 1])};
+      groups.set(key, part);
+      for (const m of members) {
+        partOf.set(m, key);
+        if (m[0] !== "n") groups.get(m).parent = key;
+      }
+      parts.push(key);
+      worklist.push(part);
+    }
+    g.children = parts;
+  }
+  NODES.forEach((n, i) => {
+    const chain = [];
+    for (const key of [...chains[i], "n" + i]) {  // the parts each item sits in, outermost first
+      const parts = [];
+      for (let p = partOf.get(key); p !== undefined; p = partOf.get(p)) parts.unshift(p);
+      chain.push(...parts, key);
+    }
+    chains[i] = chain;
     for (const g of chain.slice(1, -1)) {
       const info = groups.get(g);
       if (n.kind === "op" || n.kind === "output") info.ops += 1;
       if (n.name && !info.names.includes(n.name) && info.kind === "step") info.names.push(n.name);
     }
   });
+  for (const g of groups.values()) {  // how many time steps each group holds
+    if (g.kind !== "step") continue;
+    for (let up = g.parent; up !== null; up = groups.get(up).parent) {
+      const outer = groups.get(up);
+      outer.steps = (outer.steps || 0) + 1;
+    }
+  }
   // Each dependency a -> b is an edge between two children of the deepest group holding both.
   NODES.forEach((n, b) => {
     for (const a of n.parents) {
@@ -62,8 +108,6 @@
       groups.get(ca[d]).edges.add(ca[d + 1] + "\n" + cb[d + 1]);
     }
   });
-  function first(key) { return key[0] === "n" ? +key.slice(1) : groups.get(key).first; }
-  for (const g of groups.values()) g.children.sort((a, b) => first(a) - first(b));
 
   // -- what is open, and what represents a node ------------------------------------------
   const open = new Set([""]);
@@ -78,17 +122,18 @@
     return shape.length === 0 ? "scalar" : "(" + shape.join(", ") + (shape.length === 1 ? ",)" : ")");
   }
   function groupTitle(g) {  // a step's box sits inside its layer's: "t=37" is enough there
+    if (g.kind === "part") return g.title;
     return g.kind === "layer" ? g.layer : "t=" + g.step;
   }
+  function itemTitle(key) { return key[0] === "n" ? NODES[+key.slice(1)].label : groupTitle(groups.get(key)); }
   function fullTitle(g) {
     return g.kind === "step" && g.layer != null ? g.layer + " · t=" + g.step : groupTitle(g);
   }
   function groupSub(g) {
     if (g.kind === "step") return g.names.length ? g.names.join(" ") : g.ops + " ops";
-    const steps = g.children.filter((c) => c[0] === "S").length;
-    const parts = [];
-    if (DATA.layerNotes[g.layer]) parts.push(DATA.layerNotes[g.layer]);
-    if (steps) parts.push(steps + " steps");
+    const parts = g.kind === "part" ? [g.span] : [];
+    if (g.kind === "layer" && DATA.layerNotes[g.layer]) parts.push(DATA.layerNotes[g.layer]);
+    if (g.steps) parts.push(g.steps + " steps");
     parts.push(g.ops + " ops");
     return parts.join(" · ");
   }
@@ -151,7 +196,8 @@
     if (total <= WRAP_WIDTH) return columns.length;
     const target = Math.max(1, svg.clientWidth) / Math.max(1, svg.clientHeight);
     let best = columns.length, bestScore = Infinity;
-    for (let k = 1; k <= columns.length; k++) {
+    // Row lengths 1, 2, ... growing by a tenth: a few dozen tries even for 10,000 columns.
+    for (let k = 1; k <= columns.length; k = Math.max(k + 1, Math.floor(k * 1.1))) {
       let width = 0, height = 0;
       for (let start = 0; start < columns.length; start += k) {
         let w = 0, h = 0;
@@ -541,7 +587,7 @@
     if (n.value) body += partHtml(n, n.value, "value", "value");
     else if (n.freed) body += `<h3>value</h3><p class="note">freed after the forward pass: run it inside <code>with mt.keep_values():</code> to keep it</p>`;
     if (n.grad) body += partHtml(n, n.grad, "grad", "gradient d loss / d " + esc(n.name || n.op || "node"));
-    else if (n.kind !== "data") body += `<h3>gradient</h3><p class="note">none kept: call <code>backward(retain_grads=True)</code> on the output before exploring</p>`;
+    else if (n.kind !== "data") body += `<h3>gradient</h3><p class="note">${ANY_GRAD ? "not kept: <code>loss.backward(retain_grads=True)</code> keeps every one" : "no backward pass ran: <code>model.explore(x, path, y=y)</code> runs one"}</p>`;
     panel.innerHTML = body;
     if (n.value) paintHeatmap(n.value, "value");
     if (n.grad) paintHeatmap(n.grad, "grad");
@@ -549,7 +595,7 @@
 
   function showGroup(key) {
     const g = groups.get(key);
-    const steps = g.children.filter((c) => c[0] === "S").length;
+    const steps = g.steps || 0;
     panel.innerHTML = `<h2>${esc(fullTitle(g))}</h2><table>` +
       (DATA.layerNotes[g.layer] && g.kind === "layer" ? row("layer", esc(DATA.layerNotes[g.layer])) : "") +
       (steps ? row("steps", steps) : "") + row("ops", g.ops) +
