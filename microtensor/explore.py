@@ -26,13 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .speedups import is_freed
 from .tensor import Tensor
-
-try:  # values are freed (NaN placeholders) only where the engine does so
-    from .values import is_freed
-except ImportError:  # pragma: no cover - an engine that keeps every value
-    def is_freed(tensor: Tensor) -> bool:
-        return False
 
 HEATMAP_CELLS = 16  # a heatmap has at most this many rows and columns of block means
 _NOT_FINITE = 255  # the byte of a cell whose block holds inf or nan; 0..254 are values
@@ -43,31 +38,35 @@ _NOT_FINITE = 255  # the byte of a cell whose block holds inf or nan; 0..254 are
 def graph_tensors(root: Tensor) -> list[Tensor]:
     """Every tensor ``root`` was computed from (and ``root``), parents before children.
 
-    An iterative depth-first walk over ``tensor.parents``, so a chain of
-    100,000 ops needs no recursion.
+    Ordered by depth (the longest chain of ops from a leaf), so that what is computed
+    together is listed together: an LSTM step's gates i, f, c_hat, o side by side, then c,
+    then h, and time steps in order. Found by an iterative depth-first walk over
+    ``tensor.parents``, so a chain of 100,000 ops needs no recursion.
     """
     order: list[Tensor] = []
     seen = {id(root)}
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    # the last parent is walked first: a step's state before its gates, earlier steps first
+    stack = [(root, reversed(root.parents))]
     while stack:
-        tensor, parents_done = stack.pop()
-        if parents_done:
-            order.append(tensor)
-            continue
-        stack.append((tensor, True))
-        for parent in reversed(tensor.parents):
+        tensor, parents = stack[-1]
+        for parent in parents:
             if id(parent) not in seen:
                 seen.add(id(parent))
-                stack.append((parent, False))
-    if all(isinstance(getattr(t, "_created", None), int) for t in order):
-        order.sort(key=lambda t: t._created)  # creation order, where the engine numbers tensors
-    return order
+                stack.append((parent, reversed(parent.parents)))
+                break
+        else:  # every parent is listed: now the tensor
+            stack.pop()
+            order.append(tensor)
+    depth: dict[int, int] = {}
+    for tensor in order:  # parents come first in the walk's order
+        depth[id(tensor)] = 1 + max((depth[id(p)] for p in tensor.parents), default=-1)
+    return sorted(order, key=lambda t: depth[id(t)])
 
 
 def _is_constant(tensor: Tensor, root: Tensor) -> bool:
     """An unnamed scalar without grad, like the 1 in ``1 - x``: written into its user's label."""
     return (not tensor.parents and not tensor.requires_grad and tensor.name is None
-            and tensor.data.size == 1 and tensor is not root and not is_freed(tensor))
+            and tensor.data.size == 1 and tensor is not root and not is_freed(tensor.data))
 
 
 def _kind(tensor: Tensor, root: Tensor) -> str:
@@ -180,7 +179,7 @@ def explorer_data(root: Tensor, title: str = "graph",
                 "shape": list(tensor.shape), "dtype": str(tensor.data.dtype),
                 "kind": _kind(tensor, root),
                 "parents": [index[id(p)] for p in tensor.parents if id(p) in index]}
-        if is_freed(tensor):
+        if is_freed(tensor.data):
             node["freed"] = True
         elif tensor.data.dtype.kind in "fiub":
             node["value"] = {"stats": array_stats(tensor.data), "heatmap": heatmap(tensor.data)}
@@ -237,8 +236,7 @@ def explore(root: Tensor, path: str | Path | None = None, title: str | None = No
     by name, op or layer. Clicking a node shows its op, name, layer, step,
     shape, min/mean/max of its value and a heatmap of it, and of its gradient
     after ``root.backward(retain_grads=True)`` (parameters keep theirs
-    anyway). Values freed after the forward pass are shown as freed: run it
-    inside ``with mt.keep_values():`` to keep them.
+    anyway). Values dropped inside ``mt.freeing_values()`` are shown as such.
 
     path: where to write the page (returns that Path); without it, returns an
     ``Explorer``, which Jupyter shows inline.

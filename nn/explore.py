@@ -1,13 +1,12 @@
 """model.explore(x): the whole unrolled graph of one forward pass, as an interactive HTML page.
 
-The pass runs with every intermediate value kept, and, when ``y`` is given,
-the loss's backward keeps every intermediate gradient, so each node of the
-explorer shows its value and its gradient. See ``mt.explore`` for the page.
+A forward pass keeps every value; when ``y`` is given, the loss's backward
+also keeps every intermediate gradient, so each node of the explorer shows
+its value and its gradient. See ``mt.explore`` for the page.
 """
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import microtensor as mt
@@ -15,13 +14,6 @@ import microtensor as mt
 from . import losses
 from .inspect import parameter_grads_restored
 from .symbolic import flatten
-
-
-def _keeping_values():
-    """A block in which the forward pass keeps every value: ``mt.keep_values()`` where the
-    engine frees values by default, nothing to do where it keeps them anyway."""
-    keep_values = getattr(mt, "keep_values", None)
-    return keep_values() if keep_values is not None else contextlib.nullcontext()
 
 
 def layer_notes(model) -> dict[str, str]:
@@ -49,15 +41,14 @@ def explore_model(model, x, path: str | Path | None = None, y=None, loss=None):
             raise ValueError(f"{model.name}: explore(y=...) needs a loss: compile the model or "
                              "pass loss= (a loss function or a name such as "
                              "'binary_crossentropy')")
-    with _keeping_values():
-        root = model(x)
-        outputs = flatten(root)
-        if len(outputs) != 1:
-            raise ValueError(f"{model.name}: explore() shows the graph of one output, and the "
-                             f"model has {len(outputs)}; explore one of them: "
-                             "mt.explore(model(x)[k], path)")
-        if loss_fn is not None:
-            root = loss_fn(y, root)
+    root = model(x)
+    outputs = flatten(root)
+    if len(outputs) != 1:
+        raise ValueError(f"{model.name}: explore() shows the graph of one output, and the "
+                         f"model has {len(outputs)}; explore one of them: "
+                         "mt.explore(model(x)[k], path)")
+    if loss_fn is not None:
+        root = loss_fn(y, root)
     batch = len(flatten(x)[0])
     title = f"{model.name}: {'loss' if loss_fn is not None else 'forward pass'}, batch of {batch}"
     if loss_fn is None:

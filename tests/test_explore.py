@@ -8,7 +8,6 @@ under 2 s, and clicking lstm1 → t=37 → f shows the forget gate's statistics.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import math
 import re
@@ -44,12 +43,6 @@ def find(root: mt.Tensor, layer: str, name: str, step: int) -> mt.Tensor:
     return tensor
 
 
-def keeping_values():
-    """mt.keep_values() where the engine frees intermediate values, else nothing to do."""
-    keep = getattr(mt, "keep_values", None)
-    return keep() if keep is not None else contextlib.nullcontext()
-
-
 def seed_batch() -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(7)
     x = rng.standard_normal((4, 50, 10)).astype(np.float32)
@@ -60,8 +53,7 @@ def forget_gate_37(model: nn.Model, x: np.ndarray) -> np.ndarray:
     """lstm1's forget gate at step 37, read without the explorer."""
     if hasattr(model, "record"):
         return np.asarray(model.record(x).value("lstm1", "f", step=37))
-    with keeping_values():
-        return find(model(x), "lstm1", "f", 37).data.copy()
+    return find(model(x), "lstm1", "f", 37).data.copy()
 
 
 def page_data(page: str) -> dict:
@@ -125,11 +117,11 @@ def test_seed_model_page_holds_every_tensor_with_its_value_and_gradient(seed_pag
     assert len(page.encode()) < PAGE_LIMIT
     data = page_data(page)
 
-    with keeping_values():
-        loss = nn.losses.binary_crossentropy(y, model(x))
+    loss = nn.losses.binary_crossentropy(y, model(x))
     tensors = [t for t in walk(loss) if not is_scalar_constant(t)]
     ops = [t for t in tensors if t.parents]
     assert len(data["nodes"]) == len(tensors) and len(ops) > 1600  # nothing elided
+    assert all(p < k for k, n in enumerate(data["nodes"]) for p in n["parents"])  # parents first
     drawn = [(n["layer"], n["step"], n["name"]) for n in data["nodes"]]
     assert drawn.count(("lstm1", 37, "f")) == 1 and drawn.count(("lstm2", 50, "h")) == 1
     assert {n["layer"] for n in data["nodes"]} >= {"lstm1", "lstm2", "dense1", "dense2",

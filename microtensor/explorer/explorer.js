@@ -46,8 +46,15 @@
     }
     groups.get(chain[chain.length - 1]).children.push("n" + i);
     chains.push(chain);
+    if (n.kind === "op" || n.kind === "output") {  // a group's place: where its ops start
+      for (const key of chain) if (groups.get(key).firstOp === undefined) groups.get(key).firstOp = i;
+    }
   });
-  function first(key) { return key[0] === "n" ? +key.slice(1) : groups.get(key).first; }
+  function first(key) {
+    if (key[0] === "n") return +key.slice(1);
+    const g = groups.get(key);
+    return g.firstOp === undefined ? g.first : g.firstOp;
+  }
   for (const g of groups.values()) g.children.sort((a, b) => first(a) - first(b));
 
   // A group of more than MAX_ITEMS items (a hand-written loop of 10,000 ops without
@@ -585,7 +592,7 @@
     if (n.parents.length) body += `<h3>inputs</h3><ul>${n.parents.map((p) => `<li>${link(p)} <small>${esc(where(NODES[p]))}</small></li>`).join("")}</ul>`;
     if (users.length) body += `<h3>used by</h3><ul>${users.slice(0, 12).map((p) => `<li>${link(p)} <small>${esc(where(NODES[p]))}</small></li>`).join("")}${users.length > 12 ? `<li>… ${users.length - 12} more</li>` : ""}</ul>`;
     if (n.value) body += partHtml(n, n.value, "value", "value");
-    else if (n.freed) body += `<h3>value</h3><p class="note">freed after the forward pass: run it inside <code>with mt.keep_values():</code> to keep it</p>`;
+    else if (n.freed) body += `<h3>value</h3><p class="note">dropped inside <code>mt.freeing_values()</code>: run the forward pass outside that block to keep it</p>`;
     if (n.grad) body += partHtml(n, n.grad, "grad", "gradient d loss / d " + esc(n.name || n.op || "node"));
     else if (n.kind !== "data") body += `<h3>gradient</h3><p class="note">${ANY_GRAD ? "not kept: <code>loss.backward(retain_grads=True)</code> keeps every one" : "no backward pass ran: <code>model.explore(x, path, y=y)</code> runs one"}</p>`;
     panel.innerHTML = body;
