@@ -19,7 +19,7 @@ from .symbolic import flatten
 def layer_notes(model) -> dict[str, str]:
     """One line per layer for its box: its type and output shape, "LSTM · (None, 50, 128)"."""
     notes = {}
-    for node in model.nodes:
+    for node in getattr(model, "nodes", None) or []:  # a subclass with its own forward has none
         shape = node.output_shape
         notes.setdefault(node.layer.name, f"{type(node.layer).__name__} · {shape}")
     return notes

@@ -194,13 +194,14 @@
     return {preds, succs, topo: topo.reverse()};
   }
 
-  // How many columns of ranks go in one row: all of them if they fit the screen's width, else
-  // as many as make the group's shape nearest the screen's (50 time steps become 5 rows of 10).
+  // How many columns of ranks go in one row: all of them if they fit the screen's width (or
+  // are a few, not too wide), else as many as make the group's shape nearest the screen's
+  // (50 time steps become 5 rows of 10).
   function rowLength(columns) {
     const widths = columns.map((col) => col.reduce((w, c) => Math.max(w, sizes.get(c).w), 0));
     const heights = columns.map((col) => col.reduce((h, c) => h + sizes.get(c).h + MEMBER_GAP, 0));
     const total = widths.reduce((a, b) => a + b + COL_GAP, 0);
-    if (total <= WRAP_WIDTH) return columns.length;
+    if (total <= WRAP_WIDTH || (columns.length <= 8 && total <= 3 * WRAP_WIDTH)) return columns.length;
     const target = Math.max(1, svg.clientWidth) / Math.max(1, svg.clientHeight);
     let best = columns.length, bestScore = Infinity;
     // Row lengths 1, 2, ... growing by a tenth: a few dozen tries even for 10,000 columns.
