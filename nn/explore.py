@@ -7,6 +7,7 @@ its value and its gradient. See ``mt.explore`` for the page.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import microtensor as mt
@@ -25,7 +26,8 @@ def layer_notes(model) -> dict[str, str]:
     return notes
 
 
-def explore_model(model, x, path: str | Path | None = None, y=None, loss=None):
+def explore_model(model, x, path: str | Path | None = None, y=None,
+                  loss=None) -> mt.Explorer | Path:
     """The explorer of one forward pass of ``model`` on ``x`` (and of the loss on ``y``).
 
     path: where to write the HTML file (returns that Path); without it an
@@ -41,18 +43,15 @@ def explore_model(model, x, path: str | Path | None = None, y=None, loss=None):
             raise ValueError(f"{model.name}: explore(y=...) needs a loss: compile the model or "
                              "pass loss= (a loss function or a name such as "
                              "'binary_crossentropy')")
-    root = model(x)
-    outputs = flatten(root)
+    outputs = flatten(model(x))
     if len(outputs) != 1:
         raise ValueError(f"{model.name}: explore() shows the graph of one output, and the "
                          f"model has {len(outputs)}; explore one of them: "
                          "mt.explore(model(x)[k], path)")
-    if loss_fn is not None:
-        root = loss_fn(y, root)
+    root = outputs[0] if loss_fn is None else loss_fn(y, outputs[0])
     batch = len(flatten(x)[0])
     title = f"{model.name}: {'loss' if loss_fn is not None else 'forward pass'}, batch of {batch}"
-    if loss_fn is None:
-        return mt.explore(root, path, title=title, layer_notes=layer_notes(model))
-    with parameter_grads_restored(model):
-        root.backward(retain_grads=True)
+    with parameter_grads_restored(model) if loss_fn is not None else contextlib.nullcontext():
+        if loss_fn is not None:
+            root.backward(retain_grads=True)
         return mt.explore(root, path, title=title, layer_notes=layer_notes(model))

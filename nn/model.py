@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import microtensor as mt
 
@@ -168,7 +169,7 @@ class Model(Trainable, Module):
         from .plot import draw_model
         return draw_model(self, x, y, level=level, **options)
 
-    def explore(self, x, path=None, y=None, loss=None):
+    def explore(self, x, path: str | Path | None = None, y=None, loss=None):
         """The whole unrolled graph of one forward pass on ``x`` (and the loss on ``y``, with
         gradients) as one interactive HTML file at ``path``; without a path, an object that
         Jupyter shows inline. Layer -> time step -> op, values and gradients: see mt.explore."""

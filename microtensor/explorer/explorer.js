@@ -643,6 +643,9 @@
       results.hidden = true;
     }
   });
+  document.addEventListener("pointerdown", (event) => {  // a click elsewhere closes the list
+    if (!event.target.closest(".search")) results.hidden = true;
+  });
   results.addEventListener("click", (event) => {
     const li = event.target.closest("li[data-node]");
     if (li) { results.hidden = true; reveal(+li.dataset.node); }
