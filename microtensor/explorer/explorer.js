@@ -23,7 +23,7 @@
   // -- the tree of groups ---------------------------------------------------------------
   // Keys: "" is the whole graph, "L<layer>" a layer, "S<layer>|<step>" a step, "n<i>" node i.
   const groups = new Map();
-  const chains = [];  // chains[i]: the keys from "" down to node i
+  const chains = [];  // chains[i]: "", the groups holding node i (outermost first), "n<i>"
 
   function group(key, kind, layer, step, parent, first) {
     let g = groups.get(key);
@@ -582,20 +582,33 @@
       (n.shape.length > 2 ? " (rows: every axis but the last)" : "") + "</p>";
   }
 
+  const FREED_NOTE = "dropped inside <code>mt.freeing_values()</code>: run the forward pass " +
+    "outside that block to keep it";
+  const NO_GRAD_NOTE = ANY_GRAD
+    ? "not kept: <code>loss.backward(retain_grads=True)</code> keeps every one"
+    : "no backward pass ran: <code>model.explore(x, path, y=y)</code> runs one";
+
+  function nodeList(title, indices, limit = 12) {
+    if (!indices.length) return "";
+    const items = indices.slice(0, limit)
+      .map((j) => `<li>${link(j)} <small>${esc(where(NODES[j]))}</small></li>`);
+    if (indices.length > limit) items.push(`<li>… ${indices.length - limit} more</li>`);
+    return `<h3>${title}</h3><ul>${items.join("")}</ul>`;
+  }
+
   function showNode(i) {
     const n = NODES[i];
     const users = [];
     NODES.forEach((m, j) => { if (m.parents.includes(i)) users.push(j); });
-    let body = `<h2>${esc(n.label)}</h2><table>` +
-      row("op", esc(n.op == null ? "— (leaf)" : n.op)) + row("name", esc(n.name == null ? "—" : n.name)) +
-      row("layer", esc(n.layer == null ? "—" : n.layer)) + row("step", n.step == null ? "—" : n.step) +
-      row("shape", shapeText(n.shape)) + row("dtype", n.dtype) + row("kind", n.kind) + "</table>";
-    if (n.parents.length) body += `<h3>inputs</h3><ul>${n.parents.map((p) => `<li>${link(p)} <small>${esc(where(NODES[p]))}</small></li>`).join("")}</ul>`;
-    if (users.length) body += `<h3>used by</h3><ul>${users.slice(0, 12).map((p) => `<li>${link(p)} <small>${esc(where(NODES[p]))}</small></li>`).join("")}${users.length > 12 ? `<li>… ${users.length - 12} more</li>` : ""}</ul>`;
+    const dash = (v) => (v == null ? "—" : esc(v));
+    let body = `<h2>${esc(n.label)}</h2><table>` + row("op", n.op == null ? "— (leaf)" : esc(n.op)) +
+      row("name", dash(n.name)) + row("layer", dash(n.layer)) + row("step", dash(n.step)) +
+      row("shape", shapeText(n.shape)) + row("dtype", n.dtype) + row("kind", n.kind) + "</table>" +
+      nodeList("inputs", n.parents, Infinity) + nodeList("used by", users);
     if (n.value) body += partHtml(n, n.value, "value", "value");
-    else if (n.freed) body += `<h3>value</h3><p class="note">dropped inside <code>mt.freeing_values()</code>: run the forward pass outside that block to keep it</p>`;
+    else if (n.freed) body += `<h3>value</h3><p class="note">${FREED_NOTE}</p>`;
     if (n.grad) body += partHtml(n, n.grad, "grad", "gradient d loss / d " + esc(n.name || n.op || "node"));
-    else if (n.kind !== "data") body += `<h3>gradient</h3><p class="note">${ANY_GRAD ? "not kept: <code>loss.backward(retain_grads=True)</code> keeps every one" : "no backward pass ran: <code>model.explore(x, path, y=y)</code> runs one"}</p>`;
+    else if (n.kind !== "data") body += `<h3>gradient</h3><p class="note">${NO_GRAD_NOTE}</p>`;
     panel.innerHTML = body;
     if (n.value) paintHeatmap(n.value, "value");
     if (n.grad) paintHeatmap(n.grad, "grad");
@@ -623,8 +636,10 @@
   function matches(query) {
     const words = query.toLowerCase().split(/\s+/).filter(Boolean);
     if (!words.length) return [];
+    const step = (w) => /^t=\d+$/.test(w);  // "t=5" is step 5, not also 50..59
+    const fits = (i, w) => (step(w) ? NODES[i].step === +w.slice(2) : haystacks[i].includes(w));
     const found = [];
-    haystacks.forEach((h, i) => { if (words.every((w) => h.includes(w))) found.push(i); });
+    NODES.forEach((n, i) => { if (words.every((w) => fits(i, w))) found.push(i); });
     const exact = (i) => words.some((w) => NODES[i].name === w || NODES[i].op === w) ? 0 : 1;
     return found.sort((a, b) => exact(a) - exact(b) || a - b);
   }
