@@ -159,6 +159,19 @@ def test_explore_returns_a_page_for_jupyter_or_writes_a_file(tmp_path):
         mt.explore(np.ones(2))
 
 
+def test_values_dropped_by_freeing_values_are_marked_not_summarised():
+    nn.set_seed(0)
+    model = nn.Sequential([nn.Input((3, 2)), nn.LSTM(2, name="rnn")])
+    with mt.freeing_values():
+        out = model(np.ones((1, 3, 2), dtype=np.float32))
+    nodes = page_data(mt.explore(out).html)["nodes"]
+    (z,) = [n for n in nodes if (n["name"], n["step"]) == ("z", 2)]  # no backward reads z
+    assert z["freed"] and "value" not in z
+    (h,) = [n for n in nodes if n["kind"] == "output"]  # what the model returns keeps its value
+    assert "freed" not in h
+    assert h["value"]["stats"][1] == pytest.approx(float(out.numpy().mean()), rel=1e-6)
+
+
 def test_model_explore_with_y_needs_a_loss():
     nn.set_seed(0)
     model = nn.Sequential([nn.Input((3, 2)), nn.LSTM(2, name="rnn")])
