@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import microtensor as mt
 
@@ -175,6 +176,13 @@ class Model(Trainable, Module):
         ``rec.grad("lstm1", "h", step=3)``. ``rec.names(layer)``, ``rec.steps(layer)``."""
         from .record import record
         return record(self, x, y, loss)
+
+    def explore(self, x, path: str | Path | None = None, y=None, loss=None):
+        """The whole unrolled graph of one forward pass on ``x`` (and the loss on ``y``, with
+        gradients) as one interactive HTML file at ``path``; without a path, an object that
+        Jupyter shows inline. Layer -> time step -> op, values and gradients: see mt.explore."""
+        from .explore import explore_model
+        return explore_model(self, x, path, y=y, loss=loss)
 
     def save(self, path) -> None:
         """Write architecture and weights to one ``.npz`` file (no pickle); see nn.load_model."""
