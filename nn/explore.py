@@ -38,11 +38,7 @@ def explore_model(model, x, path: str | Path | None = None, y=None,
     """
     loss_fn = None
     if y is not None:
-        loss_fn = losses.get(loss) if loss is not None else getattr(model, "loss", None)
-        if loss_fn is None:
-            raise ValueError(f"{model.name}: explore(y=...) needs a loss: compile the model or "
-                             "pass loss= (a loss function or a name such as "
-                             "'binary_crossentropy')")
+        loss_fn = losses.of_model(model, loss, f"{model.name}.explore(y=...)")
     outputs = flatten(model(x))
     if len(outputs) != 1:
         raise ValueError(f"{model.name}: explore() shows the graph of one output, and the "

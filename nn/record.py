@@ -136,10 +136,7 @@ def record(model, x, y=None, loss=None) -> Record:
     if y is None:
         with mt.enable_grad():
             return Record(model.name, model(x), None)
-    loss_fn = losses.get(loss) if loss is not None else getattr(model, "loss", None)
-    if loss_fn is None:
-        raise ValueError(f"{model.name}.record: y needs a loss; compile the model or pass "
-                         "loss= (a function or a name such as 'binary_crossentropy')")
+    loss_fn = losses.of_model(model, loss, f"{model.name}.record(y=...)")
     with mt.enable_grad(), parameter_grads_restored(model):
         output = model(x)
         value = loss_fn(y, output)
