@@ -50,9 +50,11 @@ class Tensor:
         dtype = process.default_dtype if dtype is None else np.dtype(dtype)
         if requires_grad and dtype.kind != "f":
             raise TypeError(f"Tensor: only floating tensors can require grad, got {dtype}")
-        array = np.array(data, dtype=dtype)
-        if array.dtype == object:
-            raise TypeError(f"Tensor: can't make numbers of {type(data).__name__} {data!r:.60}")
+        try:
+            array = np.array(data, dtype=dtype)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"Tensor: can't make numbers of {type(data).__name__} "
+                            f"{data!r:.60}: {err}") from None
         self._set(array, None, (), None, requires_grad, name)
 
     def _set(self, data: np.ndarray, op: str | None, parents: tuple[Tensor, ...],
