@@ -217,7 +217,7 @@ def _no_compile(config: dict, arrays: dict) -> None:
     (_set(["compile", "optimizer", "class"], "os.system"), r"unknown optimizer class"),
     (_set(["compile", "optimizer", "class"], "Optimizer"), r"unknown optimizer class"),
     (_set(["compile", "optimizer", "class"], ["Adam"]), r"unknown optimizer class"),
-    (_set(["compile", "optimizer", "config", "lr"], -1.0), r"lr must be a number >= 0"),
+    (_set(["compile", "optimizer", "config", "lr"], -1.0), r"lr must be a finite number >= 0"),
     (_set(["compile", "optimizer", "config", "momentum"], 0.9), r"unexpected key 'momentum'"),
     (_set(["compile", "optimizer", "config"], [1, 2]), r"TypeError"),
     (_set(["compile", "optimizer", "parameters"], ["nowhere/kernel"]), r"nowhere/kernel"),
@@ -227,8 +227,8 @@ def _no_compile(config: dict, arrays: dict) -> None:
     (_drop(["compile", "loss"]), r"KeyError: 'loss'"),
     (_array("__optimizer__/state.0.exp_avg", np.zeros((2, 2))), r"has shape \(2, 2\)"),
     (_array("__optimizer__/state.0.velocity", np.zeros(3)), r"unexpected key 'state.0.velocity'"),
-    (_array("__optimizer__/state.0.step", np.arange(3)), r"TypeError"),
-    (_array("__optimizer__/state.9.step", 1), r"state for parameter 9"),
+    (_array("__optimizer__/state.0.step", np.arange(3)), r"step must be a whole number"),
+    (_array("__optimizer__/state.9.step", 1), r"parameter 9"),
     (_no_compile, r"optimizer state but no compile settings"),
 ])
 def test_a_bad_compile_record_raises_naming_the_file(saved, change, message):
