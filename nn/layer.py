@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import inspect
+import math
 import numbers
 import re
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -96,6 +98,62 @@ def on_failure(undo: Callable[[], None]) -> None:
         _attempts[-1].append(undo)
 
 
+def checked_name(kind: str, name) -> str:
+    """A layer's own name, once known to be one a model file can hold and give back."""
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"{kind}: name must be a non-empty string, got {name!r}")
+    problem = ("contains a NUL character" if "\0" in name
+               else "starts with '__', kept for the model file's own records"
+               if name.startswith("__") else None)
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        problem = "can't be written as UTF-8"
+    if problem:
+        raise ValueError(f"{kind}: the layer name {name!r} {problem}; weights are saved under "
+                         "their layer's name")
+    return name
+
+
+# float16 is refused rather than half-supported: in it Adam's eps (1e-8) is 0 and binary
+# crossentropy's clip 1 - 1e-7 is 1.0, so training would give inf or NaN without a word.
+FLOAT_TYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_supported_dtype(layer) -> None:
+    dtype = mt.get_default_dtype()
+    if dtype not in FLOAT_TYPES:
+        raise TypeError(f"{layer.name} ({type(layer).__name__}): layers keep float32 or float64 "
+                        f"weights, but the default dtype is {dtype} (float16 can't hold Adam's "
+                        "eps or the loss's clipping); call mt.set_default_dtype('float32')")
+
+
+_budget = threading.local()  # while a model file is loaded: weight elements the file holds
+
+
+@contextmanager
+def weight_budget(elements: int) -> Iterator[None]:
+    """While open, layers may create at most ``elements`` weight values in all: a model file
+    describes no more weights than it holds, so a config that asks for more (Dense(10**9)) is
+    refused before the memory is taken."""
+    _budget.left = elements
+    try:
+        yield
+    finally:
+        del _budget.left
+
+
+def spend_weight_budget(layer, name: str, shape: tuple[int, ...]) -> None:
+    left = getattr(_budget, "left", None)
+    if left is None:
+        return
+    size = math.prod(int(n) for n in shape)
+    if size > left:
+        raise ValueError(f"{layer.name}/{name} would hold {size:,} values of shape "
+                         f"{tuple(shape)} but the file holds only {left:,} more")
+    _budget.left = left - size
+
+
 def snake_case(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
@@ -127,11 +185,15 @@ class Layer(Module):
 
     def __init__(self, name: str | None = None):
         super().__init__()
-        self.name = name or unique_name(snake_case(type(self).__name__))
+        self.name = checked_name(type(self).__name__, name) if name is not None else \
+            unique_name(snake_case(type(self).__name__))
         self.built = False
         self.input_shape: Shape | None = None
+        check_supported_dtype(self)
 
     def add_weight(self, name: str, shape: tuple[int, ...], initializer) -> mt.Tensor:
+        check_supported_dtype(self)
+        spend_weight_budget(self, name, shape)
         values = initializers.get(initializer)(tuple(shape))
         weight = mt.Tensor(values.astype(mt.get_default_dtype()), requires_grad=True,
                            name=f"{self.name}/{name}")

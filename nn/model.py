@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import microtensor as mt
@@ -39,7 +40,13 @@ class InputLayer(Layer):
 
 def Input(shape: Sequence[int | None], name: str | None = None) -> SymbolicTensor:  # noqa: N802
     """A model input of the given shape, without the batch axis: ``Input(shape=(50, 10))``."""
-    shape = tuple(shape) if isinstance(shape, Sequence) else (shape,)
+    shape = tuple(shape) if isinstance(shape, Sequence) and not isinstance(shape, str) else (shape,)
+    for size in shape:
+        if size is not None and (isinstance(size, bool) or not isinstance(size, numbers.Integral)
+                                 or size <= 0):
+            raise ValueError(f"Input: shape must hold positive integers (or None for any size), "
+                             f"without the batch axis, e.g. shape=(50, 10); got {shape!r}")
+    shape = tuple(None if size is None else int(size) for size in shape)
     layer = InputLayer(shape, name)
     node = Node(layer, None, {})
     node.output_shape = layer.input_shape
@@ -288,6 +295,8 @@ def _nodes_between(inputs, outputs) -> list[Node]:
             raise ValueError(f"output depends on layer {node.layer.name}, which is not "
                              "connected to the model's inputs")
         stack.extend(parents)
+    for tensor in flatten(inputs):  # an input no output depends on is still one (as in Keras)
+        found.setdefault(tensor.node.id, tensor.node)
     for node in found.values():
         if isinstance(node.layer, InputLayer) and all(
                 t.node is not node for t in flatten(inputs)):

@@ -11,9 +11,8 @@ raises meanwhile (a KeyboardInterrupt too), to none.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import math
+from collections.abc import Iterable
 
 import numpy as np
 
