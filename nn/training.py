@@ -22,6 +22,7 @@ from . import losses
 from . import metrics as metric_functions
 from .history import History, RunningMeans
 from .layer import build_attempt, on_failure
+from .module import running_mode
 from .seeding import rng
 from .symbolic import flatten
 
@@ -163,9 +164,7 @@ class Trainable:
         # Kept on the model as Keras does, so the epochs done survive a fit that raises.
         self.history = history = History()
         history.params = {"epochs": epochs, "batch_size": batch_size, "samples": len(y)}
-        was_training = self.training
-        self.train()
-        try:
+        with running_mode(training=True):
             for epoch in range(epochs):
                 order = generator.permutation(len(y)) if shuffle else np.arange(len(y))
                 start = time.perf_counter()
@@ -179,8 +178,6 @@ class Trainable:
                     took = time.perf_counter() - start
                     text = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
                     print(f"Epoch {epoch + 1}/{epochs} - {took:.1f}s - {text}", flush=True)
-        finally:
-            self.train(was_training)
         return history
 
     def _train_epoch(self, x, y, order, batch_size, epoch, epochs, verbose,
@@ -288,15 +285,9 @@ class Trainable:
 
     @contextmanager
     def _inference(self, graph: bool = False) -> Iterator[None]:
-        """Evaluation mode (Dropout off) and, unless ``graph``, no graph; the mode is restored
-        afterwards."""
-        was_training = self.training
-        self.eval()
-        try:
-            with mt.enable_grad() if graph else mt.no_grad():
-                yield
-        finally:
-            self.train(was_training)
+        """Evaluation mode (Dropout off) on this thread and, unless ``graph``, no graph."""
+        with running_mode(training=False), mt.enable_grad() if graph else mt.no_grad():
+            yield
 
     def predict(self, x: Data, batch_size: int = 32,
                 verbose: int = 0) -> np.ndarray | list[np.ndarray]:

@@ -3,6 +3,8 @@ and arguments that are wrong get an error that names them."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -273,3 +275,32 @@ def test_a_model_with_an_unused_input_saves_and_loads(tmp_path):
     x = [np.ones((2, 3), np.float32), np.zeros((2, 2), np.float32)]
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
     assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
+
+
+# -- train/eval mode is per thread ------------------------------------------------------------
+
+def test_predict_in_another_thread_leaves_training_mode_on_in_this_one():
+    entered, release = threading.Event(), threading.Event()
+
+    class Pause(nn.Layer):
+        """Holds a predict running in another thread in the middle of its forward pass."""
+
+        def forward(self, x):
+            if threading.current_thread() is not threading.main_thread():
+                entered.set()
+                release.wait(10)
+            return x
+
+    inp = nn.Input(shape=(64,))
+    model = nn.Model(inp, nn.Dropout(0.5, name="drop")(Pause(name="pause")(inp)))
+    predicted = []
+    other = threading.Thread(target=lambda: predicted.append(model.predict(np.ones((2, 64)))))
+    other.start()
+    try:
+        assert entered.wait(10)
+        assert model.get_layer("drop").training          # this thread: still training mode
+        assert np.count_nonzero(model(np.ones((2, 64))).data == 0) > 0   # dropout is on
+    finally:
+        release.set()
+        other.join(10)
+    np.testing.assert_array_equal(predicted[0], np.ones((2, 64)))   # that thread: eval mode
