@@ -16,7 +16,7 @@ import numpy as np
 
 import microtensor as mt
 
-from . import activations, initializers
+from . import activations, initializers, losses
 from .module import Module
 from .symbolic import Node, Shape, SymbolicTensor, is_symbolic, map_structure
 
@@ -154,6 +154,18 @@ def spend_weight_budget(layer, name: str, shape: tuple[int, ...]) -> None:
     _budget.left = left - size
 
 
+def freeing_all_but_logits(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``mt.freeing_intermediates(fn, ...)``, except that a sigmoid output's input (its logits)
+    keeps its value: binary crossentropy computes the loss from it (``losses.sigmoid_input``)."""
+    def with_logits(*args: Any, **kwargs: Any) -> tuple[Any, list[mt.Tensor]]:
+        result = fn(*args, **kwargs)
+        outputs = [result] if isinstance(result, mt.Tensor) else result
+        logits = [losses.sigmoid_input(t) for t in outputs] if isinstance(outputs, list | tuple) \
+            else []
+        return result, [t for t in logits if t is not None]
+    return mt.freeing_intermediates(with_logits, *args, **kwargs)[0]
+
+
 def snake_case(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
@@ -252,7 +264,7 @@ class Layer(Module):
             self._ensure_built(inputs.shape)
             inputs = self._in_weight_dtype(inputs)
             with mt.scope(name=self.name):
-                return mt.freeing_intermediates(self.forward, inputs, **kwargs)
+                return freeing_all_but_logits(self.forward, inputs, **kwargs)
 
     def _in_weight_dtype(self, x: mt.Tensor) -> mt.Tensor:
         """A float input in the float type of the layer's weights, as Keras casts it: a float64

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 import microtensor as mt
 
-from .layer import Layer, as_input, as_model_input, build_attempt, on_failure, unique_name
+from .layer import (Layer, as_input, as_model_input, build_attempt, freeing_all_but_logits,
+                    on_failure, unique_name)
 from .module import Module
 from .symbolic import Node, Shape, SymbolicTensor, flatten, map_structure
 from .training import Trainable, collector_paused
@@ -71,7 +72,7 @@ class Model(Trainable, Module):
         # and it would walk them again and again (measured: one step in ten then paid a full
         # collection of ~100 ms in a hand-written training loop).
         with collector_paused():
-            return mt.freeing_intermediates(super().__call__, *args, **kwargs)
+            return freeing_all_but_logits(super().__call__, *args, **kwargs)
 
     def _set_graph(self, inputs, outputs) -> None:
         for t in flatten([inputs, outputs]):
