@@ -7,8 +7,15 @@ from collections.abc import Sequence
 
 import microtensor as mt
 
-from .layer import (Layer, as_input, as_model_input, build_attempt, freeing_all_but_logits,
-                    on_failure, unique_name)
+from .layer import (
+    Layer,
+    as_input,
+    as_model_input,
+    build_attempt,
+    freeing_all_but_logits,
+    on_failure,
+    unique_name,
+)
 from .module import Module
 from .symbolic import Node, Shape, SymbolicTensor, flatten, map_structure
 from .training import Trainable, collector_paused
