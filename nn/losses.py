@@ -10,6 +10,7 @@ from collections.abc import Callable
 import numpy as np
 
 import microtensor as mt
+from microtensor.speedups import is_freed
 
 from .registry import lookup, name_in
 
@@ -84,7 +85,7 @@ def sigmoid_input(y_pred) -> mt.Tensor | None:
     if not isinstance(y_pred, mt.Tensor) or y_pred.op != "sigmoid" or len(y_pred.parents) != 1:
         return None
     logits = y_pred.parents[0]
-    return None if getattr(logits, "_freed", False) else logits
+    return None if is_freed(logits.data) else logits
 
 
 def categorical_crossentropy(y_true, y_pred: mt.Tensor, from_logits: bool = False,
