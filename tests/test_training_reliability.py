@@ -320,3 +320,26 @@ def test_predict_in_another_thread_leaves_training_mode_on_in_this_one():
         release.set()
         other.join(10)
     np.testing.assert_array_equal(predicted[0], np.ones((2, 64)))   # that thread: eval mode
+
+
+def test_fit_runs_to_the_end_while_another_thread_predicts():
+    inp = nn.Input(shape=(3,))
+    model = nn.Model(inp, nn.Dense(1, activation="sigmoid")(nn.Dropout(0.2)(nn.Dense(8)(inp))))
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    x, y = data(256)
+    done, failures, predictions = threading.Event(), [], []
+
+    def predicting() -> None:
+        try:
+            while not done.is_set():
+                predictions.append(model.predict(x[:4]))
+        except Exception as err:  # noqa: BLE001 - reported below
+            failures.append(err)
+    other = threading.Thread(target=predicting)
+    other.start()
+    try:
+        history = model.fit(x, y, batch_size=8, epochs=3, verbose=0)
+    finally:
+        done.set()
+        other.join(10)
+    assert not failures and len(history.history["loss"]) == 3 and predictions
