@@ -62,11 +62,13 @@ def compile_config(model: Model) -> tuple[dict[str, Any] | None, dict[str, np.nd
     """The compile settings as JSON-friendly data, and the optimizer's state as arrays.
 
     ``({"optimizer": {"class": "Adam", "config": {"lr": 0.001, "betas": [0.9, 0.999], ...},
-    "parameters": ["dense/kernel", ...]}, "loss": "binary_crossentropy", "metrics":
-    ["accuracy"]}, {"__optimizer__/state.0.step": array(3), "__optimizer__/state.0.exp_avg":
-    ..., ...})``; ``"parameters"`` names the optimizer's weights in its order (None if it has
-    none yet). ``(None, {})`` if the model isn't compiled, or (with a warning) if a loss,
-    metric or optimizer has no registered name, as Keras does with custom objects.
+    "parameters": ["dense/kernel", ...], "with_state": [0, 1, ...]}, "loss":
+    "binary_crossentropy", "metrics": ["accuracy"]}, {"__optimizer__/state.0.step": array(3),
+    "__optimizer__/state.0.exp_avg": ..., ...})``; ``"parameters"`` names the optimizer's
+    weights in its order (None if it has none yet), ``"with_state"`` the positions of those
+    that have state, so a file missing one is refused. ``(None, {})`` if the model isn't
+    compiled, or (with a warning) if a loss, metric or optimizer has no registered name, as
+    Keras does with custom objects.
     """
     if model.optimizer is None or model.loss is None:
         return None, {}
@@ -81,7 +83,9 @@ def compile_config(model: Model) -> tuple[dict[str, Any] | None, dict[str, np.nd
     hyper = {key: np.asarray(state.pop(key)).tolist() for key in optimizer.hyperparameters}
     params = None if optimizer.params is None else [names[id(p)] for p in optimizer.params]
     record = {"optimizer": {"class": type(optimizer).__name__, "config": hyper,
-                            "parameters": params, "stepped": sorted(optimizer.state)},
+                            "parameters": params,
+                            "with_state": sorted(i for i, buffers in optimizer.state.items()
+                                                 if buffers)},
               "loss": losses.name_of(model.loss),
               "metrics": [name for name, _ in model.compiled_metrics]}
     return record, {OPTIMIZER_PREFIX + key: np.asarray(value) for key, value in state.items()}
@@ -257,10 +261,10 @@ def _compile(model: Model, record: dict[str, Any], state: dict[str, np.ndarray])
     optimizer = known[entry["class"]]()
     optimizer.attach(model.parameters() if names is None else [weights[n] for n in names])
     optimizer.load_state_dict({**entry["config"], **state})   # checks all, then changes
-    stepped = entry.get("stepped")  # written since this check: older files lack it
-    if stepped is not None and sorted(optimizer.state) != stepped:
-        raise ValueError(f"the optimizer stepped parameters {stepped} but the file holds state "
-                         f"for {sorted(optimizer.state)}")
+    listed = entry.get("with_state")  # written since this check: older files lack it
+    if listed is not None and sorted(optimizer.state) != listed:
+        raise ValueError(f"the record lists optimizer state for parameters {listed} but the "
+                         f"file holds state for {sorted(optimizer.state)}")
     model.compile(optimizer=optimizer, loss=record["loss"], metrics=record["metrics"])
 
 

@@ -286,8 +286,14 @@ class Trainable:
 
     @contextmanager
     def _inference(self, graph: bool = False) -> Iterator[None]:
-        """Evaluation mode (Dropout off) on this thread and, unless ``graph``, no graph."""
-        with running_mode(training=False), mt.enable_grad() if graph else mt.no_grad():
+        """Evaluation mode (Dropout off) on this thread and no graph; with ``graph``, a graph
+        that keeps only what a backward pass would read (and the logits of a sigmoid output)."""
+        with running_mode(training=False), ExitStack() as modes:
+            if graph:
+                modes.enter_context(mt.enable_grad())
+                modes.enter_context(mt.freeing_values())
+            else:
+                modes.enter_context(mt.no_grad())
             yield
 
     def predict(self, x: Data, batch_size: int = 32,

@@ -314,8 +314,8 @@ def test_optimizer_state_of_a_whole_parameter_missing_is_refused(saved):
     for name in [n for n in entries if n.startswith("__optimizer__/state.1.")]:
         del entries[name]
     write_entries(saved, entries)
-    assert_refused(saved, r"stepped parameters \[0, 1, 2, 3, 4\] but the file holds state "
-                          r"for \[0, 2, 3, 4\]")
+    assert_refused(saved, r"lists optimizer state for parameters \[0, 1, 2, 3, 4\] but the "
+                          r"file holds state for \[0, 2, 3, 4\]")
 
 
 @pytest.mark.parametrize(("setting", "value"), [("lr", float("inf")), ("eps", float("nan")),
