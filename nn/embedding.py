@@ -7,7 +7,7 @@ import numpy as np
 import microtensor as mt
 
 from . import initializers
-from .layer import Layer, counted, positive_int
+from .layer import Layer, counted, flag, positive_int
 from .seeding import rng
 from .symbolic import Shape
 
@@ -40,7 +40,7 @@ class Embedding(Layer):
         super().__init__(name)
         self.input_dim = positive_int(self, "input_dim", input_dim)
         self.output_dim = positive_int(self, "output_dim", output_dim)
-        self.mask_zero = bool(mask_zero)
+        self.mask_zero = flag(self, "mask_zero", mask_zero)
         self.embeddings_initializer = (uniform if embeddings_initializer == "uniform"
                                        else initializers.get(embeddings_initializer))
 

@@ -48,6 +48,14 @@ def positive_int(layer, argument: str, value) -> int:
     return int(value)
 
 
+def flag(layer, argument: str, value) -> bool:
+    """``value`` once known to be True or False: Dense(use_bias="no") must not mean True."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{layer.name} ({type(layer).__name__}): {argument} must be True or "
+                        f"False, got {value!r}")
+    return bool(value)
+
+
 def checked_initializer(layer, initializer):
     """``initializer`` unchanged, once known to exist: a typo fails when the layer is made,
     naming the layer, not at its first call."""

@@ -66,6 +66,8 @@ class Model(Trainable, Module):
 
     def __init__(self, inputs=None, outputs=None, name: str | None = None):
         super().__init__()
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"{type(self).__name__}: name must be a string, got {name!r}")
         self.name = name or unique_name(type(self).__name__.lower())
         self.built = False
         self.output_mask = None  # after a call: the mask of the output (Keras's _keras_mask)

@@ -12,6 +12,7 @@ code. A model is built from a file's record only as large as the file's arrays.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -234,6 +235,7 @@ def _build(config: dict[str, Any]) -> Model:
         if isinstance(layer, dict):
             results.append(Input(layer["config"]["shape"], name=layer["config"]["name"]))
         else:
+            _check_call_keywords(layer, node["kwargs"])
             results.append(layer(map_structure(resolve, node["inputs"]),
                                  **{k: map_structure(resolve, v)
                                     for k, v in node["kwargs"].items()}))
@@ -243,6 +245,37 @@ def _build(config: dict[str, Any]) -> Model:
         stack = [layer for layer in layers if not isinstance(layer, dict)]
         return Sequential([inputs, *stack], name=config["name"])
     return Model(inputs=inputs, outputs=outputs, name=config["name"])
+
+
+def _check_call_keywords(layer: Layer, keywords: dict[str, Any]) -> None:
+    """A recorded call passes only keywords the layer's forward takes (a symbolic call
+    doesn't run forward, so a wrong one would fail only at the first real call)."""
+    parameters = inspect.signature(layer.forward).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    unknown = sorted(set(keywords) - set(parameters))
+    if unknown:
+        raise TypeError(f"a call of {layer.name} with keywords {unknown} its forward doesn't "
+                        "take")
+
+
+ARCHITECTURE_KEYS = ("class", "name", "layers", "nodes", "inputs", "outputs")
+
+
+def _describes(saved: Any, rebuilt: Any) -> bool:
+    """True if every value ``saved`` records is the one the rebuilt model records (keys it
+    lacks are left to their defaults, as Keras reads a config written by an older version)."""
+    if isinstance(saved, dict):
+        return isinstance(rebuilt, dict) and all(
+            key in rebuilt and _describes(value, rebuilt[key]) for key, value in saved.items())
+    if isinstance(saved, list):
+        return isinstance(rebuilt, list) and len(saved) == len(rebuilt) and all(
+            _describes(a, b) for a, b in zip(saved, rebuilt, strict=True))
+    numbers = (int, float)
+    same_kind = type(saved) is type(rebuilt) or (
+        isinstance(saved, numbers) and isinstance(rebuilt, numbers)
+        and not isinstance(saved, bool) and not isinstance(rebuilt, bool))
+    return same_kind and saved == rebuilt
 
 
 def _compile(model: Model, record: dict[str, Any], state: dict[str, np.ndarray]) -> None:
@@ -261,6 +294,10 @@ def _compile(model: Model, record: dict[str, Any], state: dict[str, np.ndarray])
     optimizer = known[entry["class"]]()
     optimizer.attach(model.parameters() if names is None else [weights[n] for n in names])
     optimizer.load_state_dict({**entry["config"], **state})   # checks all, then changes
+    settings = {key: list(value) if isinstance(value, tuple) else value
+                for key, value in optimizer.hyperparameters.items()}
+    if not _describes(entry["config"], json.loads(json.dumps(settings))):
+        raise ValueError(f"optimizer settings {entry['config']} are not {optimizer!r}'s")
     listed = entry.get("with_state")  # written since this check: older files lack it
     if listed is not None and sorted(optimizer.state) != listed:
         raise ValueError(f"the record lists optimizer state for parameters {listed} but the "
@@ -279,6 +316,10 @@ def load_model(path: str | os.PathLike) -> Model:
         weights, optimizer_state = _split(archive.entries)
         model = _built(archive, config, budget=sum(math.prod(shape) for shape, _ in
                                                    weights.values()))
+        rebuilt = json.loads(json.dumps(model_config(model)))
+        if not all(_describes(config[key], rebuilt[key]) for key in ARCHITECTURE_KEYS):
+            raise archive.error("has a damaged architecture record (the model built from it "
+                                "records other values)")
         _check_weights(archive, model, weights, dtype=np.dtype(config.get("dtype", "float32")))
         _check_state(archive, model, config.get("compile"), optimizer_state)
         model.load_state_dict({name: archive.read(name) for name in weights})

@@ -18,7 +18,7 @@ import numpy as np
 
 from microtensor import Tensor
 
-from .optimizer import Optimizer, add_l2, buffer, lerp
+from .optimizer import Optimizer, add_l2, buffer, finite_number, lerp
 
 
 class Adam(Optimizer):
@@ -37,8 +37,7 @@ class Adam(Optimizer):
         self._check_nonnegative("eps", "weight_decay")
         self._check(len(self.betas) == 2, "betas", self.betas, "a pair (beta1, beta2)")
         for i, beta in enumerate(self.betas):
-            self._check(isinstance(beta, int | float) and 0 <= beta < 1, f"betas[{i}]", beta,
-                        "in [0, 1)")
+            self._check(finite_number(beta) and 0 <= beta < 1, f"betas[{i}]", beta, "in [0, 1)")
 
     def required_state(self) -> tuple[str, ...]:
         return ("step", "exp_avg", "exp_avg_sq")

@@ -54,7 +54,7 @@ UNSUPPORTED_FLOAT16 = ("float16 can't hold Adam's eps or the loss's clipping; tr
                        "and convert the weights afterwards if you need them smaller")
 
 
-def _finite_number(value) -> bool:
+def finite_number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -102,7 +102,7 @@ class Optimizer:
     @lr.setter
     def lr(self, value) -> None:
         value = _plain(value)
-        self._check(_finite_number(value) and value >= 0, "lr", value, "a finite number >= 0")
+        self._check(finite_number(value) and value >= 0, "lr", value, "a finite number >= 0")
         self._lr = value
 
     def _check(self, ok: bool, name: str, value, expected: str) -> None:
@@ -112,7 +112,7 @@ class Optimizer:
     def _check_nonnegative(self, *names: str) -> None:
         for name in names:
             value = getattr(self, name)
-            self._check(_finite_number(value) and value >= 0, name, value, "a finite number >= 0")
+            self._check(finite_number(value) and value >= 0, name, value, "a finite number >= 0")
 
     def _validate(self) -> None:
         """Raise ValueError naming the optimizer and the bad value (subclasses extend)."""

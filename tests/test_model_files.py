@@ -225,6 +225,21 @@ def test_a_plain_npy_file_is_refused(tmp_path):
     (lambda c: c["layers"][1].update({"class": "Popen"}), r"unknown layer class 'Popen'"),
     (lambda c: c["layers"][1]["config"].update(units=2.5), r"units must be a positive integer"),
     (lambda c: c.update(compile=[1]), r"damaged compile record"),
+    (lambda c: c.update({"class": "Evil"}), r"the model built from it records other values"),
+    (lambda c: c.update(name=3), r"name must be a string, got 3"),
+    (lambda c: c["layers"][2]["config"].update(use_bias="no"), r"use_bias must be True or "
+                                                               r"False, got 'no'"),
+    (lambda c: c["layers"][1]["config"].update(return_sequences=float("inf")),
+     r"return_sequences must be True or False"),
+    (lambda c: c["layers"][0]["config"].update(name=[]), r"records other values"),
+    (lambda c: c["nodes"][0].update(kwargs={"node": 99, "index": 0}), r"records other values"),
+    (lambda c: c["nodes"][2].update(kwargs={"node": 99}), r"keywords \['node'\] its forward "
+                                                          r"doesn't take"),
+    (lambda c: c["nodes"][2]["inputs"].update(node=-2), r"records other values"),
+    (lambda c: c["compile"]["optimizer"]["config"].update(amsgrad="yes"),
+     r"optimizer settings .* are not Adam"),
+    (lambda c: c["compile"]["optimizer"]["config"].update(betas=[0.9, False]),
+     r"betas\[1\] must be in \[0, 1\), got False"),
 ])
 def test_a_damaged_architecture_record_is_refused_naming_the_file(saved, change, message):
     config = config_of(saved)

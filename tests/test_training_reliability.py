@@ -262,9 +262,15 @@ def test_bad_training_arguments_get_errors_naming_them(call, error, message):
     (lambda: nn.Embedding(2.7, 8, name="emb"),
      r"emb \(Embedding\): input_dim must be a positive integer, got 2\.7"),
     (lambda: nn.Embedding(10, "8", name="emb"), r"output_dim must be a positive integer"),
+    (lambda: nn.Dense(2, use_bias="no", name="d"), r"d \(Dense\): use_bias must be True or "
+                                                   r"False, got 'no'"),
+    (lambda: nn.LSTM(2, return_sequences=1), r"return_sequences must be True or False, got 1"),
+    (lambda: nn.GRU(2, reset_after=None), r"reset_after must be True or False"),
+    (lambda: nn.Embedding(5, 2, mask_zero="yes"), r"mask_zero must be True or False"),
+    (lambda: nn.Model(name=7), r"Model: name must be a string, got 7"),
 ])
 def test_bad_layer_arguments_get_errors_naming_them(make, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises((ValueError, TypeError), match=message):
         make()
 
 
