@@ -106,13 +106,18 @@ def on_failure(undo: Callable[[], None]) -> None:
         _attempts[-1].append(undo)
 
 
+MAX_NAME_LENGTH = 1000  # a zip entry's name (layer/weight.npy) holds at most 65,535 bytes
+
+
 def checked_name(kind: str, name) -> str:
     """A layer's own name, once known to be one a model file can hold and give back."""
     if not isinstance(name, str) or not name:
         raise TypeError(f"{kind}: name must be a non-empty string, got {name!r}")
     problem = ("contains a NUL character" if "\0" in name
                else "starts with '__', kept for the model file's own records"
-               if name.startswith("__") else None)
+               if name.startswith("__")
+               else f"is longer than {MAX_NAME_LENGTH} characters"
+               if len(name) > MAX_NAME_LENGTH else None)
     try:
         name.encode()
     except UnicodeEncodeError:

@@ -144,6 +144,11 @@ MAX_CONFIG_DEPTH = 64        # lists and dicts inside one another (a Bidirection
 def save_model(model: Model, path: str | os.PathLike) -> None:
     if not model.built:
         raise RuntimeError(f"{model.name}: save() needs a built model")
+    dtypes = sorted({str(p.dtype) for p in model.parameters()})
+    if len(dtypes) > 1:
+        raise ValueError(f"{model.name}: save: the weights are of {' and '.join(dtypes)}, but a "
+                         "model file keeps one dtype; build every layer under one "
+                         "mt.set_default_dtype")
     config = model_config(model)
     custom = sorted(set(_custom_activations(config["layers"])))
     if custom:

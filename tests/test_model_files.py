@@ -4,6 +4,7 @@ raise nn.ModelFileError naming the path, at a cost bounded by the file's size.""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pathlib
@@ -20,6 +21,7 @@ import zipfile
 import numpy as np
 import pytest
 
+import microtensor as mt
 import nn
 import optim
 
@@ -63,7 +65,6 @@ def write_entries(path: pathlib.Path, entries: dict[str, bytes]) -> None:
 
 
 def npy(array: np.ndarray) -> bytes:
-    import io
     buffer = io.BytesIO()
     np.save(buffer, array)
     return buffer.getvalue()
@@ -405,3 +406,23 @@ def test_damaged_files_load_as_a_model_or_raise_model_file_error(saved, tmp_path
     finally:
         tracemalloc.stop()
     assert outcomes["refused"] > 100 and tries == sum(outcomes.values())
+
+
+def test_a_model_of_mixed_dtypes_is_refused_when_saved(tmp_path):
+    first = nn.Dense(2, name="wide")
+    first(np.zeros((1, 3)))                 # built in float32
+    mt.set_default_dtype(np.float64)
+    inp = nn.Input((3,))
+    model = nn.Model(inp, nn.Dense(1, name="narrow")(first(inp)))
+    with pytest.raises(ValueError, match=r"save: the weights are of float32 and float64"):
+        model.save(tmp_path / "m.npz")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_record_larger_than_load_model_reads_is_refused_when_saved(tmp_path):
+    inp = nn.Input((3,))
+    x = inp
+    for i in range(1200):                   # about 1.2 MB of record
+        x = nn.Dropout(0.1, name=f"dropout_{i}_" + "x" * 900)(x)
+    with pytest.raises(ValueError, match=r"save: the architecture record is larger"):
+        nn.Model(inp, x).save(tmp_path / "m.npz")

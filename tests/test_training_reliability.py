@@ -281,6 +281,7 @@ def test_bad_layer_arguments_get_errors_naming_them(make, message):
     ("__config__", r"starts with '__'"),
     ("a\0b", r"contains a NUL character"),
     ("\udc80", r"can't be written as UTF-8"),
+    ("x" * 70_000, r"is longer than 1000 characters"),
 ])
 def test_a_layer_name_a_model_file_could_not_give_back_is_refused(name, message):
     with pytest.raises(ValueError, match=message):
