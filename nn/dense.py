@@ -12,6 +12,7 @@ from .layer import (
     checked_initializer,
     counted,
     each_step,
+    flag,
     positive_int,
 )
 from .symbolic import Shape
@@ -30,7 +31,7 @@ class Dense(Layer):
         super().__init__(name)
         self.units = positive_int(self, "units", units)
         self.activation = checked_activation(self, activation)
-        self.use_bias = use_bias
+        self.use_bias = flag(self, "use_bias", use_bias)
         self.kernel_initializer = checked_initializer(self, kernel_initializer)
         self.bias_initializer = checked_initializer(self, bias_initializer)
 
@@ -48,10 +49,12 @@ class Dense(Layer):
 
     def forward(self, x: mt.Tensor) -> mt.Tensor:
         """x (batch, ..., in) -> (batch, ..., units)."""
-        y = x @ self.kernel
-        if self.use_bias:
-            y = y + self.bias
-        return self.activation(y)
+        product = x @ self.kernel
+        z = product + self.bias if self.use_bias else product
+        output = self.activation(z)
+        # Names for model.record and the pictures (a linear output is z itself).
+        product.name, z.name, output.name = "x @ kernel", "z", "output"
+        return output
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         return (*input_shape[:-1], self.units)

@@ -19,6 +19,7 @@ from .layer import (
     checked_activation,
     checked_initializer,
     each_step,
+    flag,
     input_batch_axis_hint,
     positive_int,
 )
@@ -42,12 +43,12 @@ class Recurrent(Layer):
         super().__init__(name)
         self.units = positive_int(self, "units", units)
         self.activation = checked_activation(self, activation)
-        self.use_bias = use_bias
+        self.use_bias = flag(self, "use_bias", use_bias)
         self.kernel_initializer = checked_initializer(self, kernel_initializer)
         self.recurrent_initializer = checked_initializer(self, recurrent_initializer)
         self.bias_initializer = checked_initializer(self, bias_initializer)
-        self.return_sequences = return_sequences
-        self.return_state = return_state
+        self.return_sequences = flag(self, "return_sequences", return_sequences)
+        self.return_state = flag(self, "return_state", return_state)
 
     def gate_slice(self, k: int) -> tuple[slice, slice]:
         """Index of the k-th block of ``units`` columns: z[gate_slice(1)] is gate 1 of z."""
