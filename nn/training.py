@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 
 import numpy as np
-from tqdm.auto import tqdm
 
 import microtensor as mt
 
@@ -150,6 +149,10 @@ class Trainable:
                      after_step: Callable[[], None] | None = None) -> dict[str, float]:
         batches = range(0, len(y), batch_size)
         logs = RunningMeans()
+        # Imported here, not with nn: in Jupyter without ipywidgets, tqdm.auto warns on import,
+        # which every notebook that merely imports nn would print.
+        from tqdm.auto import tqdm
+
         bar = tqdm(total=len(batches), desc=f"Epoch {epoch + 1}/{epochs}", unit="batch",
                    disable=verbose != 1, leave=False, file=sys.stdout, dynamic_ncols=True,
                    mininterval=0.5)  # fewer frames when stdout is a log file

@@ -1,0 +1,111 @@
+"""Run the tutorial notebooks and store them with their outputs, so they read on a code host.
+
+    python demos/tutorials/execute.py                  # every notebook here, in place
+    python demos/tutorials/execute.py 03_*.ipynb       # some of them
+
+Needs the notebooks extra (pip install -e ".[notebooks]") and a registered
+kernel named python3 (python -m ipykernel install --user). The tests run
+every notebook the same way and compare its text with what is stored here,
+after ``normalise`` (tests/test_tutorials.py).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+
+# What may differ between two runs of the same notebook and is not its answer.
+_NOISE = [
+    (re.compile(r"0x[0-9a-fA-F]{6,}"), "0x…"),  # memory addresses in reprs
+    (re.compile(r"\d+(?:\.\d+)?\s?(?:s|ms|µs|us|ns|min)(?:/(?:step|it))?\b"), "<time>"),
+    (re.compile(r"\d+(?:\.\d+)?it/s"), "<rate>"),
+    (re.compile(r"[ ]+$", re.M), ""),
+]
+
+
+def notebooks() -> list[Path]:
+    """The tutorial notebooks, in reading order."""
+    return sorted(HERE.glob("[0-9][0-9]_*.ipynb"))
+
+
+def execute(path: Path, timeout: int = 300):
+    """Run a notebook in a fresh python3 kernel, in its own folder, with this checkout on the
+    kernel's import path. Returns (the executed notebook, seconds taken)."""
+    import nbclient
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+                                     resources={"metadata": {"path": str(path.parent)}})
+    paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths), MPLBACKEND="inline")
+    start = time.perf_counter()
+    client.execute(env=env)
+    return notebook, time.perf_counter() - start
+
+
+def normalise(text: str) -> str:
+    """Text output without what varies from run to run: timings, addresses, progress bars
+    (a line redrawn with carriage returns keeps only its last state)."""
+    text = "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
+    for pattern, replacement in _NOISE:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def text_outputs(notebook) -> list[list[str]]:
+    """For each code cell, its outputs as normalised text: streams and text/plain, and for
+    pictures and HTML only their kind (their bytes depend on library versions)."""
+    cells = []
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        shown = []
+        for output in cell.outputs:
+            if output.output_type == "stream":
+                shown.append(f"{output.name}: {normalise(output.text)}")
+            elif output.output_type == "error":
+                shown.append(f"error: {output.ename}: {normalise(output.evalue)}")
+            else:
+                data = output.get("data", {})
+                kinds = sorted(kind for kind in data if kind != "text/plain")
+                if kinds:
+                    shown.append("picture: " + ", ".join(kinds))
+                else:
+                    shown.append("text: " + normalise(data.get("text/plain", "")))
+        cells.append(_merge_streams(shown))
+    return cells
+
+
+def _merge_streams(shown: list[str]) -> list[str]:
+    """One entry per run of the same stream: how a kernel chunks its prints varies."""
+    merged: list[str] = []
+    for entry in shown:
+        name = entry.split(": ", 1)[0]
+        if merged and name in ("stdout", "stderr") and merged[-1].startswith(name + ": "):
+            merged[-1] += entry[len(name) + 2:]
+        else:
+            merged.append(entry)
+    return merged
+
+
+def main(names: list[str]) -> None:
+    import nbformat
+
+    paths = [HERE / name for name in names] if names else notebooks()
+    for path in paths:
+        notebook, seconds = execute(path)
+        for cell in notebook.cells:  # no execution timestamps: a rerun changes nothing
+            cell.get("metadata", {}).pop("execution", None)
+        nbformat.write(notebook, path)
+        print(f"{path.name}: {seconds:.1f} s, {path.stat().st_size / 1000:.0f} kB")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
