@@ -149,9 +149,12 @@ class Trainable:
                      after_step: Callable[[], None] | None = None) -> dict[str, float]:
         batches = range(0, len(y), batch_size)
         logs = RunningMeans()
-        # Imported here, not with nn: in Jupyter without ipywidgets, tqdm.auto warns on import,
-        # which every notebook that merely imports nn would print.
-        from tqdm.auto import tqdm
+        # tqdm.auto (a widget in Jupyter) only when a bar is drawn: without ipywidgets it warns
+        # on import, which a notebook that imports nn or calls fit(verbose=0) should not print.
+        if verbose == 1:
+            from tqdm.auto import tqdm
+        else:
+            from tqdm import tqdm
 
         bar = tqdm(total=len(batches), desc=f"Epoch {epoch + 1}/{epochs}", unit="batch",
                    disable=verbose != 1, leave=False, file=sys.stdout, dynamic_ncols=True,

@@ -22,6 +22,7 @@ ROOT = HERE.parent.parent
 
 # What may differ between two runs of the same notebook and is not its answer.
 _NOISE = [
+    (re.compile(r"\x1b\[[0-9;]*[A-Za-z]"), ""),  # terminal control: colours, line clearing
     (re.compile(r"0x[0-9a-fA-F]{6,}"), "0x…"),  # memory addresses in reprs
     (re.compile(r"\d+(?:\.\d+)?\s?(?:s|ms|µs|us|ns|min)(?:/(?:step|it))?\b"), "<time>"),
     (re.compile(r"\d+(?:\.\d+)?it/s"), "<rate>"),
@@ -44,7 +45,10 @@ def execute(path: Path, timeout: int = 300):
     client = nbclient.NotebookClient(notebook, timeout=timeout, kernel_name="python3",
                                      resources={"metadata": {"path": str(path.parent)}})
     paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths), MPLBACKEND="inline")
+    # One BLAS thread: these small matrices gain nothing from two, a busy machine makes a
+    # second spin-waiting thread slow, and the sums come out in the same order every run.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths), OPENBLAS_NUM_THREADS="1",
+               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     start = time.perf_counter()
     client.execute(env=env)
     return notebook, time.perf_counter() - start
@@ -60,39 +64,31 @@ def normalise(text: str) -> str:
 
 
 def text_outputs(notebook) -> list[list[str]]:
-    """For each code cell, its outputs as normalised text: streams and text/plain, and for
+    """For each code cell, what it showed as normalised text: each run of one stream as one
+    entry (how a kernel chunks its prints varies), errors, text/plain results, and for
     pictures and HTML only their kind (their bytes depend on library versions)."""
     cells = []
     for cell in notebook.cells:
         if cell.cell_type != "code":
             continue
-        shown = []
+        shown: list[list[str]] = []  # [kind, text]
         for output in cell.outputs:
             if output.output_type == "stream":
-                shown.append(f"{output.name}: {normalise(output.text)}")
+                if shown and shown[-1][0] == output.name:
+                    shown[-1][1] += output.text
+                else:
+                    shown.append([output.name, output.text])
             elif output.output_type == "error":
-                shown.append(f"error: {output.ename}: {normalise(output.evalue)}")
+                shown.append(["error", f"{output.ename}: {output.evalue}"])
             else:
                 data = output.get("data", {})
-                kinds = sorted(kind for kind in data if kind != "text/plain")
-                if kinds:
-                    shown.append("picture: " + ", ".join(kinds))
+                pictures = sorted(kind for kind in data if kind != "text/plain")
+                if pictures:
+                    shown.append(["picture", ", ".join(pictures)])
                 else:
-                    shown.append("text: " + normalise(data.get("text/plain", "")))
-        cells.append(_merge_streams(shown))
+                    shown.append(["result", data.get("text/plain", "")])
+        cells.append([f"{kind}: {normalise(text)}" for kind, text in shown])
     return cells
-
-
-def _merge_streams(shown: list[str]) -> list[str]:
-    """One entry per run of the same stream: how a kernel chunks its prints varies."""
-    merged: list[str] = []
-    for entry in shown:
-        name = entry.split(": ", 1)[0]
-        if merged and name in ("stdout", "stderr") and merged[-1].startswith(name + ": "):
-            merged[-1] += entry[len(name) + 2:]
-        else:
-            merged.append(entry)
-    return merged
 
 
 def main(names: list[str]) -> None:

@@ -1,0 +1,95 @@
+"""The tutorial notebooks: each runs from top to bottom in a fresh kernel, prints what its
+stored copy shows (beyond timings), and its pictures fit a page."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import re
+import struct
+from pathlib import Path
+
+import pytest
+
+from conftest import _import_or_need, _need
+
+ROOT = Path(__file__).resolve().parent.parent
+TUTORIALS = ROOT / "demos" / "tutorials"
+PAGE_PX = 880  # a README column on a code host
+MAX_BYTES = 1_000_000
+
+
+def _load_runner():
+    spec = importlib.util.spec_from_file_location("tutorials_execute", TUTORIALS / "execute.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+runner = _load_runner()
+NOTEBOOKS = runner.notebooks()
+
+
+def stored(path: Path):
+    nbformat = _import_or_need("nbformat")
+    return nbformat.read(path, as_version=4)
+
+
+@pytest.fixture
+def kernel():
+    """nbclient and a kernel named python3; skips locally, fails under CI, if missing."""
+    _import_or_need("nbclient")
+    _import_or_need("ipykernel")
+    kernelspec = _import_or_need("jupyter_client.kernelspec")
+    _need("python3" in kernelspec.find_kernel_specs(),
+          "a Jupyter kernel named python3 (python -m ipykernel install --user)")
+
+
+def picture_width_px(kind: str, data: str) -> float:
+    if kind == "image/png":
+        return struct.unpack(">I", base64.b64decode(data)[16:20])[0]
+    width = re.search(r'<svg[^>]*\swidth="([\d.]+)(pt|px)?"', data)
+    assert width, "an SVG without a width"
+    return float(width.group(1)) * (4 / 3 if width.group(2) == "pt" else 1)
+
+
+def test_the_tutorials_are_numbered_in_reading_order():
+    numbers = [path.name[:2] for path in NOTEBOOKS]
+    assert numbers == [f"{n:02d}" for n in range(1, len(NOTEBOOKS) + 1)]
+    assert len(NOTEBOOKS) >= 6
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_a_stored_notebook_reads_without_running(path):
+    """Every code cell ran and kept its outputs; pictures fit a page; the file stays small."""
+    nbformat = _import_or_need("nbformat")
+    notebook = stored(path)
+    nbformat.validate(notebook)
+    assert path.stat().st_size < MAX_BYTES
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert all(cell.execution_count is not None for cell in code), "a cell was never run"
+    assert not [o for cell in code for o in cell.outputs if o.output_type == "error"]
+    assert sum(cell.cell_type == "markdown" for cell in notebook.cells) >= len(code) // 2
+    pictures = [(kind, data) for cell in code for output in cell.outputs
+                for kind, data in output.get("data", {}).items()
+                if kind in ("image/png", "image/svg+xml")]
+    assert pictures, "a tutorial without a picture"
+    for kind, data in pictures:
+        assert picture_width_px(kind, data) <= PAGE_PX, f"a {kind} wider than a page"
+
+
+@pytest.mark.slow  # 1 to 40 s each
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_a_notebook_runs_and_prints_what_it_shows(path, kernel, dot_binary):
+    fresh, _ = runner.execute(path)  # raises CellExecutionError, naming the cell, on an error
+    expected, got = runner.text_outputs(stored(path)), runner.text_outputs(fresh)
+    assert len(got) == len(expected)
+    for number, (was, now) in enumerate(zip(expected, got, strict=True), start=1):
+        assert now == was, f"code cell {number} of {path.name} now shows something else"
+
+
+def test_normalise_drops_only_what_varies_between_runs():
+    text = "Epoch 1/2 - 3.2s - loss: 0.5\r\x1b[KEpoch 2/2 - 0.4s - loss: 0.25\n" \
+           "<Figure at 0x7f3a2b1c9d80> trained in 12 s, 81% right\n"
+    assert runner.normalise(text) == "Epoch 2/2 - <time> - loss: 0.25\n" \
+                                     "<Figure at 0x…> trained in <time>, 81% right\n"
