@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import _import_or_need, _need
-
 ROOT = Path(__file__).resolve().parent.parent
 TUTORIALS = ROOT / "demos" / "tutorials"
 PAGE_PX = 880  # a README column on a code host
@@ -30,19 +28,8 @@ runner = _load_runner()
 NOTEBOOKS = runner.notebooks()
 
 
-def stored(path: Path):
-    nbformat = _import_or_need("nbformat")
+def stored(path: Path, nbformat):
     return nbformat.read(path, as_version=4)
-
-
-@pytest.fixture
-def kernel():
-    """nbclient and a kernel named python3; skips locally, fails under CI, if missing."""
-    _import_or_need("nbclient")
-    _import_or_need("ipykernel")
-    kernelspec = _import_or_need("jupyter_client.kernelspec")
-    _need("python3" in kernelspec.find_kernel_specs(),
-          "a Jupyter kernel named python3 (python -m ipykernel install --user)")
 
 
 def picture_width_px(kind: str, data: str) -> float:
@@ -60,10 +47,9 @@ def test_the_tutorials_are_numbered_in_reading_order():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
-def test_a_stored_notebook_reads_without_running(path):
+def test_a_stored_notebook_reads_without_running(path, nbformat):
     """Every code cell ran and kept its outputs; pictures fit a page; the file stays small."""
-    nbformat = _import_or_need("nbformat")
-    notebook = stored(path)
+    notebook = stored(path, nbformat)
     nbformat.validate(notebook)
     assert path.stat().st_size < MAX_BYTES
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
@@ -80,9 +66,9 @@ def test_a_stored_notebook_reads_without_running(path):
 
 @pytest.mark.slow  # 1 to 40 s each
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
-def test_a_notebook_runs_and_prints_what_it_shows(path, kernel, dot_binary):
+def test_a_notebook_runs_and_prints_what_it_shows(path, nbformat, notebook_kernel, dot_binary):
     fresh, _ = runner.execute(path)  # raises CellExecutionError, naming the cell, on an error
-    expected, got = runner.text_outputs(stored(path)), runner.text_outputs(fresh)
+    expected, got = runner.text_outputs(stored(path, nbformat)), runner.text_outputs(fresh)
     assert len(got) == len(expected)
     for number, (was, now) in enumerate(zip(expected, got, strict=True), start=1):
         assert now == was, f"code cell {number} of {path.name} now shows something else"
