@@ -79,3 +79,17 @@ def test_normalise_drops_only_what_varies_between_runs():
            "<Figure at 0x7f3a2b1c9d80> trained in 12 s, 81% right\n"
     assert runner.normalise(text) == "Epoch 2/2 - <time> - loss: 0.25\n" \
                                      "<Figure at 0x…> trained in <time>, 81% right\n"
+
+
+def test_text_outputs_ignore_chunking_and_timings_but_not_numbers(nbformat):
+    def notebook(*chunks):
+        cell = nbformat.v4.new_code_cell("print(...)")
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)
+                        for text in chunks]
+        return nbformat.v4.new_notebook(cells=[cell])
+
+    stored_copy = notebook("accuracy 99.6%, trained in 21 s\n")
+    assert runner.text_outputs(notebook("accuracy 99.6%, ", "trained in 35 s\n")) \
+        == runner.text_outputs(stored_copy)
+    assert runner.text_outputs(notebook("accuracy 99.5%, trained in 21 s\n")) \
+        != runner.text_outputs(stored_copy)
