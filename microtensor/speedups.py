@@ -94,7 +94,9 @@ class GradientSum(PlainSum):
             self.grads[node] = g  # not ours to change: someone else may hold it too
             return
         if id(node) not in self.owned:
-            grad = np.zeros(g.shape, g.values.dtype) if grad is None else grad.copy()
+            # np.array, not .copy(): a 0-d op's gradient can be a numpy scalar, whose copy
+            # is immutable, so `+=` below would rebind it and lose this contribution.
+            grad = np.zeros(g.shape, g.values.dtype) if grad is None else np.array(grad)
             self.grads[node] = grad
             self.owned.add(id(node))
         if isinstance(g, Scatter):
