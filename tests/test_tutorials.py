@@ -56,6 +56,8 @@ def test_a_stored_notebook_reads_without_running(path, nbformat):
     assert all(cell.execution_count is not None for cell in code), "a cell was never run"
     assert not [o for cell in code for o in cell.outputs if o.output_type == "error"]
     assert sum(cell.cell_type == "markdown" for cell in notebook.cells) >= len(code) // 2
+    varies = [cell for cell in code if runner.VARIES in cell.metadata.get("tags", [])]
+    assert len(varies) <= len(code) // 2, "most numbers of a tutorial must be compared"
     pictures = [(kind, data) for cell in code for output in cell.outputs
                 for kind, data in output.get("data", {}).items()
                 if kind in ("image/png", "image/svg+xml")]
@@ -93,3 +95,18 @@ def test_text_outputs_ignore_chunking_and_timings_but_not_numbers(nbformat):
         == runner.text_outputs(stored_copy)
     assert runner.text_outputs(notebook("accuracy 99.5%, trained in 21 s\n")) \
         != runner.text_outputs(stored_copy)
+
+
+def test_a_cell_tagged_varies_is_compared_by_its_words_not_its_numbers(nbformat):
+    def notebook(text, tags):
+        cell = nbformat.v4.new_code_cell("print(...)", metadata={"tags": tags})
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)]
+        return nbformat.v4.new_notebook(cells=[cell])
+
+    def shown(text, tags=(runner.VARIES,)):
+        return runner.text_outputs(notebook(text, list(tags)))
+
+    assert shown("LSTM: 2e-04 reaches t = 1; it learned the task (92%).") \
+        == shown("LSTM: 6e-05 reaches t = 1; it learned the task (100%).")
+    assert shown("LSTM: it learned the task (92%).") != shown("LSTM: it stayed near chance (52%).")
+    assert shown("accuracy 92%", tags=()) != shown("accuracy 93%", tags=())
