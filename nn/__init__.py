@@ -1,6 +1,6 @@
 """nn: layers built only from microtensor ops, with Keras's semantics and numbers."""
 
-from . import activations, initializers, losses, metrics
+from . import activations, initializers, losses, metrics, optimizers
 from .bidirectional import Bidirectional
 from .dense import Dense
 from .dropout import Dropout
@@ -18,7 +18,8 @@ from .simple_rnn import SimpleRNN
 
 __all__ = [
     "LSTM", "Dense", "History", "Input", "InputLayer", "Layer", "Model", "Module", "Sequential",
-    "activations", "initializers", "load_model", "losses", "metrics", "reset_names", "set_seed",
+    "activations", "initializers", "load_model", "losses", "metrics", "optimizers", "reset_names",
+    "set_seed",
 ]
 __all__ += ["Bidirectional", "GRU", "SimpleRNN"]
 __all__ += ["Dropout", "Embedding"]

@@ -133,7 +133,7 @@ class Layer(Module):
 
     def add_weight(self, name: str, shape: tuple[int, ...], initializer) -> mt.Tensor:
         values = initializers.get(initializer)(tuple(shape))
-        weight = mt.Tensor(values.astype(mt.get_default_dtype()), requires_grad=True,
+        weight = mt.Tensor(values.astype(mt.get_default_dtype()), requires_grad=self.trainable,
                            name=f"{self.name}/{name}")
         self._weights[name] = weight
         return weight

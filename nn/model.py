@@ -81,12 +81,18 @@ class Model(Trainable, Module):
         if repeated:
             raise ValueError(f"{self.name}: layer names must be unique (weights are saved by "
                              f"name), but {', '.join(map(repr, repeated))} is used more than once")
-        self.inputs, self.outputs, self.nodes, self.layers = inputs, outputs, nodes, layers
+        self.inputs, self.outputs, self.nodes, self._graph_layers = inputs, outputs, nodes, layers
         self.built = True
+
+    @property
+    def layers(self) -> list[Layer]:
+        """The layers in call order, as Keras lists them: a functional model's nn.Input
+        layers included (an InputLayer each), a Sequential's not."""
+        return list(self._graph_layers) if self.built else []
 
     def _children(self) -> list[Module]:
         # A subclass with its own forward() and no graph: the layers in its attributes.
-        return list(self.layers) if self.built else super()._children()
+        return list(self._graph_layers) if self.built else super()._children()
 
     def build_for_data(self, shape: Shape) -> None:
         """Only Sequential can build itself from data; a graph-less Model is a subclass."""
@@ -105,7 +111,7 @@ class Model(Trainable, Module):
         return map_structure(lambda t: t.shape, self.outputs)
 
     def get_layer(self, name: str) -> Layer:
-        for layer in self.layers:
+        for layer in self._graph_layers if self.built else self.layers:
             if layer.name == name:
                 return layer
         raise KeyError(f"{self.name}: no layer named {name!r}; layers: "
@@ -262,12 +268,15 @@ class Sequential(Model):
         return super().count_params()
 
     @property
-    def layers_without_input(self) -> list[Layer]:
+    def layers(self) -> list[Layer]:
+        """The layers given (or added), without the InputLayer, as Keras's Sequential."""
         return list(self._stack)
+
+    layers_without_input = layers
 
 
 # What Sequential's build changes on the model; a failed build puts these back.
-_GRAPH_STATE = ("_input", "_stack", "built", "inputs", "outputs", "nodes", "layers")
+_GRAPH_STATE = ("_input", "_stack", "built", "inputs", "outputs", "nodes", "_graph_layers")
 
 
 def _nodes_between(inputs, outputs) -> list[Node]:

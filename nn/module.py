@@ -56,6 +56,35 @@ class Module:
     def parameters(self) -> list[mt.Tensor]:
         return [param for _, param in self.named_parameters()]
 
+    # -- Keras's views of the same parameters -----------------------------------
+    @property
+    def weights(self) -> list[mt.Tensor]:
+        """Every weight, in Keras order (the same list as ``parameters()``)."""
+        return self.parameters()
+
+    @property
+    def trainable_weights(self) -> list[mt.Tensor]:
+        return [param for param in self.parameters() if param.requires_grad]
+
+    @property
+    def non_trainable_weights(self) -> list[mt.Tensor]:
+        return [param for param in self.parameters() if not param.requires_grad]
+
+    @property
+    def trainable(self) -> bool:
+        """False freezes the weights of this module and of every module below it (Keras):
+        backward gives them no gradient, so no optimizer changes them, and the summary
+        counts them as non-trainable. Gradients still flow through to earlier layers."""
+        return vars(self).get("_trainable", True)
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        for module in self.modules():
+            module._trainable = bool(value)
+            for param in module._weights.values():
+                param.requires_grad = bool(value)
+                param.grad = None
+
     def count_params(self) -> int:
         return int(sum(param.size for param in self.parameters()))
 

@@ -3,7 +3,7 @@
 A compiled model also keeps its compile settings (JSON, under the config's
 "compile" key) and its optimizer's state (arrays named ``__optimizer__/state.<i>.<buffer>``),
 so the loaded model is compiled and its next ``fit`` continues where it stopped.
-The optimizer class is looked up by name among ``optim``'s own classes only.
+The optimizer class is looked up by name among ``optim``'s classes and ``nn.optimizers``'.
 
 Loaded with ``allow_pickle=False``: a crafted file can hold only numbers and
 text, never code. Saving writes a temporary file and renames it, so a crash
@@ -26,6 +26,7 @@ import microtensor as mt
 from . import activations, losses, metrics
 from .layer import Layer
 from .model import Input, InputLayer, Model, Sequential
+from .optimizers import SAVED_CLASSES, saved_name
 from .symbolic import SymbolicTensor, map_structure
 
 FORMAT = "microtensor-model"
@@ -36,7 +37,7 @@ OPTIMIZER_PREFIX = "__optimizer__/"
 
 def model_config(model: Model) -> dict[str, Any]:
     """The architecture as JSON-friendly data: layers, then the calls that connect them."""
-    layers = list(model.layers)
+    layers = list(model._graph_layers)
     position = {id(node): k for k, node in enumerate(model.nodes)}
 
     def ref(item):
@@ -80,8 +81,8 @@ def compile_config(model: Model) -> tuple[dict[str, Any] | None, dict[str, np.nd
     state = optimizer.state_dict()
     hyper = {key: np.asarray(state.pop(key)).tolist() for key in optimizer.hyperparameters}
     params = None if optimizer.params is None else [names[id(p)] for p in optimizer.params]
-    record = {"optimizer": {"class": type(optimizer).__name__, "config": hyper,
-                            "parameters": params},
+    record = {"optimizer": {"class": saved_name(optimizer) or type(optimizer).__name__,
+                            "config": hyper, "parameters": params},
               "loss": losses.name_of(model.loss),
               "metrics": [name for name, _ in model.compiled_metrics]}
     return record, {OPTIMIZER_PREFIX + key: np.asarray(value) for key, value in state.items()}
@@ -89,8 +90,6 @@ def compile_config(model: Model) -> tuple[dict[str, Any] | None, dict[str, np.nd
 
 def _custom_compile_objects(model: Model) -> list[str]:
     """The loss, metrics and optimizer that ``load_model`` could not find again by name."""
-    from optim.registry import OPTIMIZERS  # nn meets optim only through compile
-
     def found(lookup, wanted) -> bool:
         try:
             return lookup() is wanted
@@ -102,7 +101,7 @@ def _custom_compile_objects(model: Model) -> list[str]:
     custom += [f"metric {name!r}" for name, fn in model.compiled_metrics
                if not found(lambda name=name: metrics.get(name)[1], fn)]
     optimizer = model.optimizer
-    if type(optimizer) not in OPTIMIZERS.values():
+    if saved_name(optimizer) is None:
         custom.append(f"optimizer {type(optimizer).__name__}")
     elif optimizer.params is not None and not {id(p) for p in optimizer.params} <= {
             id(p) for p in model.parameters()}:
@@ -231,9 +230,7 @@ def _compile(model: Model, record: dict[str, Any], state: dict[str, np.ndarray])
 
     Raises (KeyError, TypeError, ValueError) on anything unknown or malformed.
     """
-    from optim.registry import OPTIMIZERS
-
-    known = {cls.__name__: cls for cls in OPTIMIZERS.values()}
+    known = SAVED_CLASSES
     entry = record["optimizer"]
     if not isinstance(entry["class"], str) or entry["class"] not in known:
         raise ValueError(f"unknown optimizer class {entry['class']!r}; known: "

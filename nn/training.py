@@ -56,12 +56,15 @@ class Trainable:
     def compile(self, optimizer: str | object = "adam",
                 loss: str | losses.Loss = "binary_crossentropy",
                 metrics: list | None = None) -> None:
-        """Choose the optimizer (name or ``optim`` object), the loss and the metrics."""
-        import optim  # nn meets optim only here
+        """Choose the optimizer, the loss and the metrics.
 
-        if isinstance(optimizer, str):
-            optimizer = optim.get(optimizer)
-        self.optimizer = optimizer
+        An optimizer named by a string gets Keras's defaults (``nn.optimizers.get``:
+        "rmsprop" is learning_rate=0.001, rho=0.9); an object, from ``nn.optimizers`` or
+        ``optim``, is used as it is.
+        """
+        from . import optimizers
+
+        self.optimizer = optimizers.get(optimizer)
         self._attach_parameters()
         self.loss = losses.get(loss)
         self.compiled_metrics = [metric_functions.get(m) for m in (metrics or [])]

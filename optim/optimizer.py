@@ -8,6 +8,7 @@ place from its gradient and its own state dict (moment buffers, step count).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 
 import numpy as np
@@ -63,6 +64,9 @@ class Optimizer:
     """
 
     state_names: tuple[str, ...] = ()   # the per-parameter buffers a subclass keeps
+    # How ``weight_decay`` acts: False (torch's Adam, SGD, RMSprop) folds it into the gradient
+    # as L2; True (torch's AdamW, every Keras optimizer) shrinks the weights directly.
+    decoupled_weight_decay = False
 
     def __init__(self, params: Iterable[Tensor] | None = None, **hyper) -> None:
         self.params: list[Tensor] | None = None
@@ -151,6 +155,16 @@ class Optimizer:
     def _update(self, param: np.ndarray, grad: np.ndarray, state: dict) -> None:
         raise NotImplementedError
 
+    def _decayed(self, param: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        """The gradient to use after weight decay: ``p *= 1 - lr * weight_decay`` in place
+        (decoupled), or ``g + weight_decay * p`` (L2 in the gradient)."""
+        weight_decay = getattr(self, "weight_decay", 0.0)
+        if not self.decoupled_weight_decay:
+            return add_l2(grad, param, weight_decay)
+        if weight_decay:
+            param *= 1 - self.lr * weight_decay
+        return grad
+
     # -- saving --------------------------------------------------------------
     def state_dict(self) -> dict:
         """A flat dict of plain values, ready for ``np.savez`` (arrays) or JSON (the rest).
@@ -190,7 +204,10 @@ class Optimizer:
             value = np.asarray(value)
             state.setdefault(int(index), {})[buffer_name] = (
                 int(value) if buffer_name == "step" else value.copy())
-        checked = type(self)(**hyper)        # validates the hyperparameters, raises if bad
+        checked = copy.copy(self)            # validates the hyperparameters, raises if bad
+        for key, value in hyper.items():
+            setattr(checked, key, value)
+        checked._validate()
         if self.params is not None:
             state = self._fitted_state(state, self.params)
         for key in hyper:

@@ -14,7 +14,7 @@ import numpy as np
 
 from microtensor import Tensor
 
-from .optimizer import Optimizer, add_l2
+from .optimizer import Optimizer
 
 
 class SGD(Optimizer):
@@ -36,7 +36,7 @@ class SGD(Optimizer):
                 f"momentum={self.momentum!r}, dampening={self.dampening!r}")
 
     def _update(self, param: np.ndarray, grad: np.ndarray, state: dict) -> None:
-        grad = add_l2(grad, param, self.weight_decay)
+        grad = self._decayed(param, grad)
         if self.momentum:
             velocity = state.get("momentum_buffer")
             if velocity is None:
