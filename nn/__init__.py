@@ -2,11 +2,11 @@
 
 from . import activations, initializers, losses, metrics, optimizers
 from .bidirectional import Bidirectional
+from .callbacks import History
 from .dense import Dense
 from .dropout import Dropout
 from .embedding import Embedding
 from .gru import GRU
-from .history import History
 from .inspect import gradient_flow, plot_gradient_flow
 from .layer import Layer, reset_names
 from .lstm import LSTM

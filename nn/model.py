@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import microtensor as mt
@@ -175,10 +176,16 @@ class Model(Trainable, Module):
         from .plot import draw_model
         return draw_model(self, x, y, level=level, **options)
 
-    def save(self, path) -> None:
-        """Write architecture and weights to one ``.npz`` file (no pickle); see nn.load_model."""
+    def save(self, path, overwrite: bool = True) -> None:
+        """Write architecture and weights to one ``.npz`` file (no pickle); see nn.load_model.
+        Keras's ``.keras``/``.h5`` names are refused: that format can't be written here."""
         from .saving import save_model
+        _check_overwrite(self, path, overwrite)
         save_model(self, path)
+
+    def save_weights(self, path, overwrite: bool = True) -> None:
+        """The same file as ``save`` (``load_weights`` reads the weights back from it)."""
+        self.save(path, overwrite)
 
     def load_weights(self, path) -> None:
         """Weights from a file written by ``save``; on any mismatch nothing changes."""
@@ -273,6 +280,12 @@ class Sequential(Model):
         return list(self._stack)
 
     layers_without_input = layers
+
+
+def _check_overwrite(model: Model, path, overwrite: bool) -> None:
+    if not overwrite and os.path.exists(path):
+        raise FileExistsError(f"{model.name}: save: {os.fspath(path)!r} exists and "
+                              "overwrite=False")
 
 
 # What Sequential's build changes on the model; a failed build puts these back.

@@ -131,7 +131,23 @@ def _custom_activations(config: Any) -> list[str]:
     return found
 
 
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+def check_path(path: str | os.PathLike, what: str = "save") -> None:
+    """Refuse Keras's file names: what we write is an .npz file, which Keras can't read, and a
+    file named ``model.keras`` must be one Keras can load."""
+    name = os.fspath(path)
+    if name.lower().endswith(KERAS_SUFFIXES):
+        stem = name[:name.rfind(".")].removesuffix(".weights")
+        raise ValueError(
+            f"{what}: {name!r} names a Keras file ({name[name.rfind('.'):]}), but microtensor "
+            f"can't write Keras's format; it writes its own .npz file (architecture as JSON, "
+            f"weights as arrays), which nn.load_model reads: use e.g. {stem + '.npz'!r}")
+
+
 def save_model(model: Model, path: str | os.PathLike) -> None:
+    check_path(path, f"{model.name}: save")
     if not model.built:
         raise RuntimeError(f"{model.name}: save() needs a built model")
     config = model_config(model)
@@ -168,6 +184,10 @@ def _new_file_mode() -> int:
 
 
 def _read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    if os.fspath(path).lower().endswith(KERAS_SUFFIXES):
+        raise ValueError(f"load_model: {os.fspath(path)!r} is a Keras file; microtensor reads "
+                         "only the .npz files its model.save writes (to move weights from "
+                         "Keras: keras_model.get_weights(), then model.set_weights(...))")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
