@@ -125,11 +125,22 @@ class Layer(Module):
         # must not change what nn.load_model builds from a saved "Dense".
         Layer.registry.setdefault(cls.__name__, cls)
 
-    def __init__(self, name: str | None = None):
+    def __init__(self, name: str | None = None, *, trainable: bool = True,
+                 input_shape: Shape | None = None, input_dim: int | None = None, **unknown):
+        """Every layer takes Keras's common arguments: ``name``, ``trainable``, and on the first
+        layer of a Sequential ``input_shape`` (or Keras 2's ``input_dim``), which builds the
+        model at once, as an ``nn.Input`` in front of it would."""
         super().__init__()
         self.name = name or unique_name(snake_case(type(self).__name__))
+        if unknown:
+            raise TypeError(f"{self.name} ({type(self).__name__}): unexpected argument(s) "
+                            f"{', '.join(sorted(unknown))}")
         self.built = False
         self.input_shape: Shape | None = None
+        if input_dim is not None:
+            input_shape = (input_dim,)
+        self.declared_input_shape = None if input_shape is None else tuple(input_shape)
+        self._trainable = bool(trainable)  # no weights yet: add_weight reads it
 
     def add_weight(self, name: str, shape: tuple[int, ...], initializer) -> mt.Tensor:
         values = initializers.get(initializer)(tuple(shape))
@@ -187,8 +198,8 @@ class Layer(Module):
             if is_symbolic(inputs) or is_symbolic(list(kwargs.values())):
                 return self._call_symbolic(inputs, kwargs)
             inputs = map_structure(self.convert_input, inputs)
-            self._ensure_built(inputs.shape)
-            inputs = self._in_weight_dtype(inputs)
+            self._ensure_built(shape_of(inputs))
+            inputs = map_structure(self._in_weight_dtype, inputs)
             with mt.scope(name=self.name):
                 return mt.freeing_intermediates(self.forward, inputs, **kwargs)
 
@@ -201,8 +212,9 @@ class Layer(Module):
         return x.astype(weight.dtype)
 
     def _call_symbolic(self, inputs: SymbolicTensor, kwargs: dict[str, Any]):
-        self._ensure_built(inputs.shape)
-        shape = self.compute_output_shape(inputs.shape)
+        input_shape = shape_of(inputs)
+        self._ensure_built(input_shape)
+        shape = self.compute_output_shape(input_shape)
         node = Node(self, inputs, kwargs)
         node.output_shape = shape
         if isinstance(shape, list):
@@ -214,7 +226,7 @@ class Layer(Module):
         if not self.built:
             with build_attempt():
                 on_failure(self._unbuild)
-                self.input_shape = (None, *shape[1:])
+                self.input_shape = any_batch(shape)
                 self.build(self.input_shape)
                 self.built = True
 
@@ -239,6 +251,20 @@ class Layer(Module):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
+
+
+def shape_of(inputs) -> Shape | list[Shape]:
+    """The shape of one input, or the list of shapes of several (Concatenate's)."""
+    if isinstance(inputs, list | tuple):
+        return [t.shape for t in inputs]
+    return inputs.shape
+
+
+def any_batch(shape: Shape | list[Shape]) -> Shape | list[Shape]:
+    """``shape`` with the batch axis as None (each shape of a list)."""
+    if isinstance(shape, list):
+        return [any_batch(s) for s in shape]
+    return (None, *shape[1:])
 
 
 def as_input(value) -> mt.Tensor:

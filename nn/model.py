@@ -82,7 +82,7 @@ class Model(Trainable, Module):
         if repeated:
             raise ValueError(f"{self.name}: layer names must be unique (weights are saved by "
                              f"name), but {', '.join(map(repr, repeated))} is used more than once")
-        self.inputs, self.outputs, self.nodes, self._graph_layers = inputs, outputs, nodes, layers
+        self.input, self.output, self.nodes, self._graph_layers = inputs, outputs, nodes, layers
         self.built = True
 
     @property
@@ -104,12 +104,22 @@ class Model(Trainable, Module):
             "loss.backward(); opt.step() (predict works on it)")
 
     @property
+    def inputs(self) -> list[SymbolicTensor]:
+        """The model's nn.Input tensors, always as a list (``model.input``: as given)."""
+        return flatten(self.input)
+
+    @property
+    def outputs(self) -> list[SymbolicTensor]:
+        """The output tensors, always as a list (``model.output``: as given)."""
+        return flatten(self.output)
+
+    @property
     def input_shape(self):
-        return map_structure(lambda t: t.shape, self.inputs)
+        return map_structure(lambda t: t.shape, self.input)
 
     @property
     def output_shape(self):
-        return map_structure(lambda t: t.shape, self.outputs)
+        return map_structure(lambda t: t.shape, self.output)
 
     def get_layer(self, name: str) -> Layer:
         for layer in self._graph_layers if self.built else self.layers:
@@ -128,11 +138,11 @@ class Model(Trainable, Module):
         self._require_built(x)
         values: dict[int, object] = {}
         masks: dict[int, object] = {}  # id(node) -> mask of its output(s)
-        for symbolic, data in zip(flatten(self.inputs), flatten(x), strict=True):
+        for symbolic, data in zip(self.inputs, flatten(x), strict=True):
             values[id(symbolic)] = data
         for node in self.nodes:
             if isinstance(node.layer, InputLayer):
-                symbolic = next(t for t in flatten(self.inputs) if t.node is node)
+                symbolic = next(t for t in self.inputs if t.node is node)
                 data = as_model_input(values[id(symbolic)], name=node.layer.name)
                 node.layer.check_input_shape(data.shape)
                 values[id(symbolic)] = data
@@ -145,13 +155,13 @@ class Model(Trainable, Module):
                 kwargs["mask"] = mask
             values[id(node)] = node.layer(inputs, **kwargs)
             masks[id(node)] = node.layer.compute_mask(inputs, mask)
-        self.output_mask = map_structure(lambda t: _mask_of(t, masks), self.outputs)
-        return map_structure(lambda t: _value_of(t, values), self.outputs)
+        self.output_mask = map_structure(lambda t: _mask_of(t, masks), self.output)
+        return map_structure(lambda t: _value_of(t, values), self.output)
 
     def _require_built(self, x) -> None:
         if not self.built:
             raise RuntimeError(f"{self.name}: the model has no layers connected yet")
-        count = len(flatten(self.inputs))
+        count = len(self.inputs)
         if len(flatten(x)) != count:
             raise ValueError(f"{self.name}: expects {count} input(s), got {len(flatten(x))}")
 
@@ -289,7 +299,7 @@ def _check_overwrite(model: Model, path, overwrite: bool) -> None:
 
 
 # What Sequential's build changes on the model; a failed build puts these back.
-_GRAPH_STATE = ("_input", "_stack", "built", "inputs", "outputs", "nodes", "_graph_layers")
+_GRAPH_STATE = ("_input", "_stack", "built", "input", "output", "nodes", "_graph_layers")
 
 
 def _nodes_between(inputs, outputs) -> list[Node]:

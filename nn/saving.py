@@ -55,8 +55,8 @@ def model_config(model: Model) -> dict[str, Any]:
             "layers": [{"class": type(layer).__name__, "config": layer.get_config()}
                        for layer in layers],
             "nodes": nodes,
-            "inputs": map_structure(ref, model.inputs),
-            "outputs": map_structure(ref, model.outputs)}
+            "inputs": map_structure(ref, model.input),
+            "outputs": map_structure(ref, model.output)}
 
 
 def compile_config(model: Model) -> tuple[dict[str, Any] | None, dict[str, np.ndarray]]:

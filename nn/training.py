@@ -23,7 +23,6 @@ from .callbacks import CallbackList, History, TerminateOnNaN
 from .history import RunningMeans
 from .layer import build_attempt, on_failure
 from .seeding import rng
-from .symbolic import flatten
 
 
 @contextmanager
@@ -349,7 +348,7 @@ class Trainable:
             raise RuntimeError(f"{what}: call model.compile(optimizer=..., loss=...) first")
 
     def _require_one_output(self, what: str) -> None:
-        outputs = len(flatten(self.outputs)) if self.built else 1  # unbuilt: a Sequential
+        outputs = len(self.outputs) if self.built else 1  # unbuilt: a Sequential
         if outputs != 1:
             raise ValueError(f"{self.name}: {what} got a model with {outputs} outputs, but fit "
                              "and evaluate train one output with one loss (predict works on "
@@ -436,7 +435,7 @@ def _as_array(x) -> np.ndarray:
 
 def _model_inputs(model, what: str, x) -> np.ndarray | list[np.ndarray]:
     """One array for a one-input model; a list of arrays, one per nn.Input, otherwise."""
-    expected = len(flatten(model.inputs)) if model.built else 1
+    expected = len(model.inputs) if model.built else 1
     several = isinstance(x, list | tuple) and x and isinstance(x[0], np.ndarray | mt.Tensor)
     if expected == 1 and not several:
         return _as_array(x)

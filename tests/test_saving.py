@@ -47,9 +47,9 @@ MODELS = {"functional": functional_model, "sequential": sequential_model,
 
 def sample_input(model: nn.Model, seed: int = 0):
     generator = np.random.default_rng(seed)
-    shapes = [(5, 6, 3), (5, 4, 2)] if isinstance(model.inputs, list) else [(5, 6, 3)]
+    shapes = [(5, 6, 3), (5, 4, 2)] if isinstance(model.input, list) else [(5, 6, 3)]
     arrays = [generator.standard_normal(s).astype(mt.get_default_dtype()) for s in shapes]
-    return arrays if isinstance(model.inputs, list) else arrays[0]
+    return arrays if isinstance(model.input, list) else arrays[0]
 
 
 def outputs_of(model: nn.Model, x) -> np.ndarray:
