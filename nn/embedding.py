@@ -36,8 +36,11 @@ class Embedding(Layer):
     input_has_features = False  # (batch, timesteps) of indices: any sequence length fits
 
     def __init__(self, input_dim: int, output_dim: int, mask_zero: bool = False,
-                 embeddings_initializer="uniform", name: str | None = None):
-        super().__init__(name)
+                 embeddings_initializer="uniform", name: str | None = None,
+                 input_length: int | None = None, **options):
+        """``input_length`` (Keras 2) is accepted and changes nothing: any length fits."""
+        super().__init__(name, **options)
+        self.input_length = input_length
         if int(input_dim) <= 0 or int(output_dim) <= 0:
             raise ValueError(f"{self.name} (Embedding): input_dim and output_dim must be "
                              f"positive integers, got {input_dim!r} and {output_dim!r}")

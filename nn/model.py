@@ -226,6 +226,8 @@ class Sequential(Model):
                     raise ValueError(f"{self.name}: nn.Input can only come first")
                 self._input = layer
             elif isinstance(layer, Layer):
+                if self._input is None and not self._stack and layer.declared_input_shape:
+                    self._input = Input(layer.declared_input_shape)  # LSTM(.., input_shape=)
                 self._stack.append(layer)
             else:
                 raise TypeError(f"{self.name}: add() takes a layer or nn.Input, got "
