@@ -1,6 +1,16 @@
 """nn: layers built only from microtensor ops, with Keras's semantics and numbers."""
 
-from . import activations, initializers, losses, metrics, optimizers
+from . import (
+    activations,
+    callbacks,
+    initializers,
+    layers,
+    losses,
+    metrics,
+    models,
+    optimizers,
+    utils,
+)
 from .bidirectional import Bidirectional
 from .callbacks import History
 from .dense import Dense
@@ -14,7 +24,9 @@ from .model import Input, InputLayer, Model, Sequential
 from .module import Module
 from .saving import load_model
 from .seeding import set_seed
+from .shaping import Activation, Concatenate, Flatten, Masking, RepeatVector
 from .simple_rnn import SimpleRNN
+from .time_distributed import TimeDistributed
 
 __all__ = [
     "LSTM", "Dense", "History", "Input", "InputLayer", "Layer", "Model", "Module", "Sequential",
@@ -24,3 +36,6 @@ __all__ = [
 __all__ += ["Bidirectional", "GRU", "SimpleRNN"]
 __all__ += ["Dropout", "Embedding"]
 __all__ += ["gradient_flow", "plot_gradient_flow"]
+# Keras's namespaces (``import nn as keras``) and its remaining layers
+__all__ += ["callbacks", "layers", "models", "optimizers", "utils"]
+__all__ += ["Activation", "Concatenate", "Flatten", "Masking", "RepeatVector", "TimeDistributed"]

@@ -276,12 +276,17 @@ def as_input(value) -> mt.Tensor:
     return mt.Tensor(np.asarray(value), dtype=mt.get_default_dtype())
 
 
-def as_model_input(value, name: str | None = None) -> mt.Tensor:
-    """Data given to a model: integer arrays (token indices) stay integer, the rest is float.
-    A Tensor made here is named ``name`` (its nn.Input's), for the graph picture."""
+def as_model_input(value, name: str | None = None, dtype=None) -> mt.Tensor:
+    """Data given to a model: integer arrays (token indices) stay integer, the rest is float;
+    ``dtype`` (an nn.Input's) converts to that type. A Tensor made here is named ``name``
+    (its nn.Input's), for the graph picture."""
     if isinstance(value, mt.Tensor):
         return value
     array = np.asarray(value)
+    if dtype is not None and dtype.kind in "iu":
+        if array.dtype.kind == "f" and not np.all(array == np.round(array)):
+            raise TypeError(f"{name}: Input(dtype={dtype.name}) got non-integer values")
+        array = array.astype(dtype)
     tensor = mt.Tensor(array, dtype=array.dtype) if array.dtype.kind in "iu" else as_input(array)
     tensor.name = name
     return tensor

@@ -131,6 +131,47 @@ def mean_squared_error(y_true, y_pred: mt.Tensor, mask=None, sample_weight=None)
 
 mse = mean_squared_error
 
+class LossFunction:
+    """Keras's loss classes: ``BinaryCrossentropy(from_logits=True)`` is the function with
+    that option set; call it as the function, ``loss(y_true, y_pred)``."""
+
+    function: Loss
+
+    def __init__(self, **options) -> None:
+        self.options = options
+
+    def __call__(self, y_true, y_pred: mt.Tensor, **call_options) -> mt.Tensor:
+        return type(self).function(y_true, y_pred, **self.options, **call_options)
+
+
+class BinaryCrossentropy(LossFunction):
+    function = staticmethod(binary_crossentropy)
+
+    def __init__(self, from_logits: bool = False) -> None:
+        super().__init__(from_logits=from_logits)
+
+
+class CategoricalCrossentropy(LossFunction):
+    function = staticmethod(categorical_crossentropy)
+
+    def __init__(self, from_logits: bool = False, axis: int = -1) -> None:
+        super().__init__(from_logits=from_logits, axis=axis)
+
+
+class SparseCategoricalCrossentropy(LossFunction):
+    function = staticmethod(sparse_categorical_crossentropy)
+
+    def __init__(self, from_logits: bool = False) -> None:
+        super().__init__(from_logits=from_logits)
+
+
+class MeanSquaredError(LossFunction):
+    function = staticmethod(mean_squared_error)
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
 _BY_NAME: dict[str, Loss] = {
     "binary_crossentropy": binary_crossentropy,
     "categorical_crossentropy": categorical_crossentropy,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+import numpy as np
+
 import microtensor as mt
 
 from .layer import Layer, as_input, as_model_input, build_attempt, on_failure, unique_name
@@ -18,9 +20,11 @@ class InputLayer(Layer):
 
     last_axis = "features"
 
-    def __init__(self, shape: Shape, name: str | None = None):
+    def __init__(self, shape: Shape, name: str | None = None, dtype=None,
+                 batch_size: int | None = None):
         super().__init__(name or unique_name("input_layer"))
-        self.input_shape = (None, *shape)
+        self.input_shape = (batch_size, *shape)
+        self.dtype = None if dtype is None else np.dtype(dtype)
         self.built = True
 
     def forward(self, x: mt.Tensor) -> mt.Tensor:
@@ -35,13 +39,28 @@ class InputLayer(Layer):
                              f"(None = any size), got {tuple(shape)}")
 
     def get_config(self) -> dict:
-        return {"name": self.name, "shape": list(self.input_shape[1:])}
+        config = {"name": self.name, "shape": list(self.input_shape[1:])}
+        if self.input_shape[0] is not None:
+            config["batch_size"] = self.input_shape[0]
+        if self.dtype is not None:
+            config["dtype"] = self.dtype.name
+        return config
 
 
-def Input(shape: Sequence[int | None], name: str | None = None) -> SymbolicTensor:  # noqa: N802
-    """A model input of the given shape, without the batch axis: ``Input(shape=(50, 10))``."""
+def Input(shape: Sequence[int | None] | None = None, name: str | None = None,  # noqa: N802
+          dtype=None, batch_size: int | None = None,
+          batch_shape: Sequence[int | None] | None = None) -> SymbolicTensor:
+    """A model input of the given shape, without the batch axis: ``Input(shape=(50, 10))``.
+
+    ``dtype="int32"`` (token indices) keeps integer data integer; ``batch_size`` (or Keras's
+    ``batch_shape``) fixes the batch axis, which is otherwise any size (None).
+    """
+    if batch_shape is not None:
+        batch_size, shape = batch_shape[0], batch_shape[1:]
+    if shape is None:
+        raise TypeError("Input: give shape=, the shape of one sample, e.g. Input(shape=(50, 10))")
     shape = tuple(shape) if isinstance(shape, Sequence) else (shape,)
-    layer = InputLayer(shape, name)
+    layer = InputLayer(shape, name, dtype=dtype, batch_size=batch_size)
     node = Node(layer, None, {})
     node.output_shape = layer.input_shape
     return SymbolicTensor(layer.input_shape, node)
@@ -143,7 +162,8 @@ class Model(Trainable, Module):
         for node in self.nodes:
             if isinstance(node.layer, InputLayer):
                 symbolic = next(t for t in self.inputs if t.node is node)
-                data = as_model_input(values[id(symbolic)], name=node.layer.name)
+                data = as_model_input(values[id(symbolic)], name=node.layer.name,
+                                      dtype=node.layer.dtype)
                 node.layer.check_input_shape(data.shape)
                 values[id(symbolic)] = data
                 continue

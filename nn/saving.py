@@ -232,7 +232,7 @@ def _build(config: dict[str, Any]) -> Model:
     for node in config["nodes"]:
         layer = layers[node["layer"]]
         if isinstance(layer, dict):
-            results.append(Input(layer["config"]["shape"], name=layer["config"]["name"]))
+            results.append(Input(**layer["config"]))
         else:
             results.append(layer(map_structure(resolve, node["inputs"]),
                                  **{k: map_structure(resolve, v)
