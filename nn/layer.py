@@ -141,6 +141,7 @@ class Layer(Module):
             input_shape = (input_dim,)
         self.declared_input_shape = None if input_shape is None else tuple(input_shape)
         self._trainable = bool(trainable)  # no weights yet: add_weight reads it
+        self._symbolic_calls: list[tuple] = []  # (inputs, outputs) of each call on nn.Input
 
     def add_weight(self, name: str, shape: tuple[int, ...], initializer) -> mt.Tensor:
         values = initializers.get(initializer)(tuple(shape))
@@ -218,8 +219,32 @@ class Layer(Module):
         node = Node(self, inputs, kwargs)
         node.output_shape = shape
         if isinstance(shape, list):
-            return [SymbolicTensor(s, node, index=i) for i, s in enumerate(shape)]
-        return SymbolicTensor(shape, node)
+            output = [SymbolicTensor(s, node, index=i) for i, s in enumerate(shape)]
+        else:
+            output = SymbolicTensor(shape, node)
+        call = (inputs, output)
+        self._symbolic_calls.append(call)
+        on_failure(lambda: self._symbolic_calls.remove(call))  # a failed build forgets it
+        return output
+
+    @property
+    def output(self):
+        """The symbolic output of this layer's call on ``nn.Input`` data (Keras's
+        ``layer.output``), e.g. to build a second model from a trained one's layers."""
+        return self._only_call("output")[1]
+
+    @property
+    def input(self):
+        """The symbolic input of this layer's call (Keras's ``layer.input``)."""
+        return self._only_call("input")[0]
+
+    def _only_call(self, what: str):
+        calls = vars(self).get("_symbolic_calls", [])
+        if len(calls) != 1:
+            raise AttributeError(
+                f"{self.name} ({type(self).__name__}): layer.{what} needs exactly one call on "
+                f"symbolic data (nn.Input and what comes from it); it has had {len(calls)}")
+        return calls[0]
 
     def _ensure_built(self, shape: Shape) -> None:
         self.check_input_shape(shape)

@@ -347,7 +347,39 @@ def _nodes_between(inputs, outputs) -> list[Node]:
                 t.node is not node for t in flatten(inputs)):
             raise ValueError(f"the outputs depend on {node.layer.name}, which is not among the "
                              "model's inputs")
-    return [found[i] for i in sorted(found)]
+    return _in_keras_order([found[i] for i in sorted(found)], inputs, outputs)
+
+
+def _in_keras_order(nodes: list[Node], inputs, outputs) -> list[Node]:
+    """``nodes`` (in call order) in the order Keras lists a model's layers: farthest from the
+    outputs first; at equal distance, in the order a depth-first walk back from the outputs
+    finishes them (so ``model.layers[2]`` is the layer a Keras script expects). Still an order
+    in which every node comes after the nodes it reads."""
+    input_nodes = {t.node.id for t in flatten(inputs)}
+
+    def sources(node: Node) -> list[Node]:
+        return [] if node.id in input_nodes else [t.node for t in node.symbolic_inputs()]
+
+    depth = {node.id: 0 for node in nodes}
+    for node in reversed(nodes):  # consumers before the nodes they read
+        for source in sources(node):
+            depth[source.id] = max(depth[source.id], depth[node.id] + 1)
+    finished: dict[int, int] = {}
+    for output in flatten(outputs):
+        if output.node.id in finished:
+            continue
+        seen = {output.node.id}
+        walk = [(output.node, iter(sources(output.node)))]
+        while walk:
+            node, pending = walk[-1]
+            source = next(pending, None)
+            if source is None:
+                walk.pop()
+                finished.setdefault(node.id, len(finished))
+            elif source.id not in seen and source.id not in finished:
+                seen.add(source.id)
+                walk.append((source, iter(sources(source))))
+    return sorted(nodes, key=lambda node: (-depth[node.id], finished.get(node.id, node.id)))
 
 
 def _value_of(symbolic: SymbolicTensor, values: dict[int, object]):
