@@ -33,10 +33,9 @@ import graphviz
 from .graph_render import Graph, GraphvizNotFoundError, render  # noqa: F401  (re-exported)
 from .graph_values import freed_notes, values_label
 from .tensor import Tensor, topological_order
-from .values import SMALL_GRAPH
 
 MAX_NODES = 300  # op nodes that `dot` lays out in about a second or two
-MAX_VALUE_NODES = SMALL_GRAPH  # op nodes whose values still make a readable picture
+MAX_VALUE_NODES = 100  # op nodes whose values still make a readable picture
 
 _STYLE: dict[str, dict[str, str]] = {
     "op": {"shape": "box", "style": "rounded,filled", "fillcolor": "#eef2f7",
