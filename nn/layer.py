@@ -114,6 +114,7 @@ class Layer(Module):
     the mask of its input from Model/Sequential; every other layer passes it on.
     """
 
+    names_by_path = False  # weights named "dense/kernel", as Keras names them
     expected_ndim: int | None = None  # rank of the input, batch axis included
     # The input's last axis counts features, fixed once built (not for Embedding's indices).
     input_has_features = True

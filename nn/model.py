@@ -109,9 +109,17 @@ class Model(Trainable, Module):
         layers included (an InputLayer each), a Sequential's not."""
         return list(self._graph_layers) if self.built else []
 
-    def _children(self) -> list[Module]:
+    @property
+    def names_by_path(self) -> bool:
+        """Weights named "lstm1/kernel" (Keras) in a model of layer calls; by attribute path
+        in a subclass with its own forward() (PyTorch style)."""
+        return not self.built
+
+    def _named_children(self) -> list[tuple[str, Module]]:
         # A subclass with its own forward() and no graph: the layers in its attributes.
-        return list(self._graph_layers) if self.built else super()._children()
+        if self.built:
+            return [(layer.name, layer) for layer in self._graph_layers]
+        return super()._named_children()
 
     def build_for_data(self, shape: Shape) -> None:
         """Only Sequential can build itself from data; a graph-less Model is a subclass."""
@@ -254,10 +262,14 @@ class Sequential(Model):
             if self._input is not None and self._stack:
                 self._connect()
 
-    def _children(self) -> list[Module]:
+    names_by_path = False  # a stack of Keras layers, built or not: "lstm1/kernel"
+
+    def _named_children(self) -> list[tuple[str, Module]]:
         # Before the first call the layers are known but not connected: model.eval() on a
         # fresh Sequential must still reach its Dropout.
-        return super()._children() if self.built else list(self._stack)
+        if self.built:
+            return super()._named_children()
+        return [(layer.name, layer) for layer in self._stack]
 
     def build(self, input_shape: Shape) -> None:
         """Build for inputs of ``input_shape`` (batch axis included, e.g. (None, 50, 10)).
