@@ -8,8 +8,11 @@ from .context import (
     scope,
     set_default_dtype,
 )
+from .creation import manual_seed, ones, randn, tensor, zeros
 from .errors import FreedValueError, ShapeError
 from .functional import (
+    abs,
+    cat,
     clip,
     concatenate,
     exp,
@@ -21,6 +24,7 @@ from .functional import (
     relu,
     sigmoid,
     softmax,
+    sqrt,
     stack,
     tanh,
     where,
@@ -38,6 +42,8 @@ __all__ = [
     "set_default_dtype", "sigmoid", "softmax", "stack", "tanh", "topological_order",
     "unbroadcast", "where",
 ]
+# torch's names and functions
+__all__ += ["abs", "cat", "manual_seed", "ones", "randn", "sqrt", "tensor", "zeros"]
 __version__ = "0.1.0"
 
 
