@@ -337,10 +337,16 @@ class Tensor:
             what = "empty tensor" if axis is None else f"axis {axis} of the tensor"
             raise ShapeError(f"{op.__name__}: {what} of shape {self.shape} has no "
                              f"{'maximum' if op is ops.max else 'minimum'} (nothing to reduce)")
-        values = apply(op, self, axes=axes, keepdims=keepdims)
         if not torch_style:
-            return values
-        indices = getattr(self.data, arg)(axis=axes[0], keepdims=keepdims)
+            return apply(op, self, axes=axes, keepdims=keepdims)
+        # torch's max(dim=): the values are picked at the indices, so the gradient goes to the
+        # one element picked (the first of a tie), not shared as in max(axis=).
+        indices = getattr(self._value(op.__name__), arg)(axis=axes[0], keepdims=True)
+        where = list(np.indices(indices.shape, sparse=True))
+        where[axes[0]] = indices
+        values = self[tuple(where)]
+        if not keepdims:
+            values, indices = values.squeeze(axes[0]), indices.squeeze(axes[0])
         return ValuesIndices(values, Tensor(indices, dtype=np.int64))
 
     def argmax(self, axis: int | None = None, keepdims: bool = False, *,
