@@ -126,7 +126,7 @@ def test_a_torch_style_training_loop_matches_torch(torch):
     opt = optim.Adam(model.parameters(), lr=1e-2)
     torch_opt = torch.optim.Adam([p for p in [*rnn.parameters(), *head.parameters()]
                                   if p.requires_grad], lr=1e-2)
-    for epoch in range(3):
+    for _epoch in range(3):
         for start in range(0, 16, 4):
             xb, yb = mt.tensor(x[start:start + 4]), mt.tensor(y[start:start + 4])
             loss = ((model(xb) - yb) ** 2).mean()
