@@ -137,8 +137,8 @@ class LossFunction:
 
     function: Loss
 
-    def __init__(self, **options) -> None:
-        self.options = options
+    def __init__(self, from_logits: bool = False, **options) -> None:
+        self.options = {"from_logits": from_logits, **options}
 
     def __call__(self, y_true, y_pred: mt.Tensor, **call_options) -> mt.Tensor:
         return type(self).function(y_true, y_pred, **self.options, **call_options)
@@ -147,29 +147,22 @@ class LossFunction:
 class BinaryCrossentropy(LossFunction):
     function = staticmethod(binary_crossentropy)
 
-    def __init__(self, from_logits: bool = False) -> None:
-        super().__init__(from_logits=from_logits)
-
 
 class CategoricalCrossentropy(LossFunction):
-    function = staticmethod(categorical_crossentropy)
+    """Takes ``axis=`` too (the class axis, default the last)."""
 
-    def __init__(self, from_logits: bool = False, axis: int = -1) -> None:
-        super().__init__(from_logits=from_logits, axis=axis)
+    function = staticmethod(categorical_crossentropy)
 
 
 class SparseCategoricalCrossentropy(LossFunction):
     function = staticmethod(sparse_categorical_crossentropy)
-
-    def __init__(self, from_logits: bool = False) -> None:
-        super().__init__(from_logits=from_logits)
 
 
 class MeanSquaredError(LossFunction):
     function = staticmethod(mean_squared_error)
 
     def __init__(self) -> None:
-        super().__init__()
+        self.options = {}
 
 
 _BY_NAME: dict[str, Loss] = {

@@ -131,13 +131,7 @@ OPTIMIZERS: dict[str, type[optim.Optimizer]] = {
 def get(identifier: str | optim.Optimizer) -> optim.Optimizer:
     """Keras's lookup: ``get("rmsprop")`` is ``RMSprop()`` with Keras's defaults; an optimizer
     object (from here or from ``optim``) is returned as it is."""
-    if isinstance(identifier, optim.Optimizer):
-        return identifier
-    key = identifier.lower() if isinstance(identifier, str) else None
-    if key not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {identifier!r}; known names: "
-                         f"{', '.join(sorted(OPTIMIZERS))} (or pass an optimizer object)")
-    return OPTIMIZERS[key]()
+    return optim.registry.get(identifier, OPTIMIZERS)
 
 
 # The classes a saved model may name: optim's by their own name, these as "keras.Adam" ...

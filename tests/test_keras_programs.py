@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import microtensor as mt
 import nn
 
 ATOL = 2e-5
@@ -301,3 +302,35 @@ def test_pad_sequences_options_as_keras(keras):
                     {"value": -1}):
         np.testing.assert_array_equal(nn.utils.pad_sequences(sequences, **options),
                                       keras.utils.pad_sequences(sequences, **options))
+
+
+@pytest.mark.parametrize("name, options", [
+    ("BinaryCrossentropy", {"from_logits": True}), ("BinaryCrossentropy", {}),
+    ("CategoricalCrossentropy", {"from_logits": True}), ("MeanSquaredError", {}),
+    ("SparseCategoricalCrossentropy", {"from_logits": True}),
+])
+def test_loss_classes_as_keras(keras, name, options):
+    generator = random_data(7)
+    logits = generator.normal(size=(6, 3)).astype("float32")
+    if name == "SparseCategoricalCrossentropy":
+        labels = generator.integers(0, 3, size=6)
+    elif name == "BinaryCrossentropy" and not options:
+        logits = 1 / (1 + np.exp(-logits))  # probabilities
+        labels = generator.integers(0, 2, size=(6, 3)).astype("float32")
+    else:
+        labels = np.eye(3, dtype="float32")[generator.integers(0, 3, size=6)]
+    ours = getattr(nn.losses, name)(**options)(labels, mt.Tensor(logits))
+    theirs = getattr(keras.losses, name)(**options)(labels, logits)
+    np.testing.assert_allclose(ours.item(), float(keras.ops.convert_to_numpy(theirs)),
+                               rtol=1e-5)
+
+
+def test_input_options_and_embedding_input_length_as_keras(keras):
+    shapes = []
+    for module in (keras, nn):
+        inputs = module.Input(shape=(7,), dtype="int32", batch_size=4)
+        length = {"input_length": 7} if module is nn else {}  # Keras 3 dropped the argument
+        x = module.layers.Embedding(10, 3, **length)(inputs)
+        model = module.Model(inputs, module.layers.Flatten()(x))
+        shapes.append((tuple(model.input.shape), tuple(model.output.shape)))
+    assert shapes[0] == shapes[1] == ((4, 7), (4, 21))
