@@ -10,6 +10,7 @@ from .context import (
 )
 from .creation import manual_seed, ones, randn, tensor, zeros
 from .errors import FreedValueError, ShapeError
+from .explore import Explorer, explore
 from .functional import (
     abs,
     cat,
@@ -42,6 +43,7 @@ __all__ = [
     "set_default_dtype", "sigmoid", "softmax", "stack", "tanh", "topological_order",
     "unbroadcast", "where",
 ]
+__all__ += ["Explorer", "explore"]
 # torch's names and functions
 __all__ += ["abs", "cat", "manual_seed", "ones", "randn", "sqrt", "tensor", "zeros"]
 __version__ = "0.1.0"

@@ -21,6 +21,7 @@ from .inspect import gradient_flow, plot_gradient_flow
 from .layer import Layer, reset_names
 from .lstm import LSTM
 from .model import Input, InputLayer, Model, Sequential
+from .model_file import ModelFileError
 from .module import Module
 from .saving import load_model
 from .seeding import set_seed
@@ -36,6 +37,7 @@ __all__ = [
 __all__ += ["Bidirectional", "GRU", "SimpleRNN"]
 __all__ += ["Dropout", "Embedding"]
 __all__ += ["gradient_flow", "plot_gradient_flow"]
+__all__ += ["ModelFileError"]
 # Keras's namespaces (``import nn as keras``) and its remaining layers
 __all__ += ["callbacks", "layers", "models", "optimizers", "utils"]
 __all__ += ["Activation", "Concatenate", "Flatten", "Masking", "RepeatVector", "TimeDistributed"]

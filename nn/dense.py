@@ -5,7 +5,7 @@ from __future__ import annotations
 import microtensor as mt
 
 from . import activations
-from .layer import Layer, checked_activation, checked_initializer, counted, positive_int
+from .layer import Layer, checked_activation, checked_initializer, counted, flag, positive_int
 from .symbolic import Shape
 
 
@@ -22,7 +22,7 @@ class Dense(Layer):
         super().__init__(name, **options)
         self.units = positive_int(self, "units", units)
         self.activation = checked_activation(self, activation)
-        self.use_bias = use_bias
+        self.use_bias = flag(self, "use_bias", use_bias)
         self.kernel_initializer = checked_initializer(self, kernel_initializer)
         self.bias_initializer = checked_initializer(self, bias_initializer)
 
@@ -40,10 +40,12 @@ class Dense(Layer):
 
     def forward(self, x: mt.Tensor) -> mt.Tensor:
         """x (batch, ..., in) -> (batch, ..., units)."""
-        y = x @ self.kernel
-        if self.use_bias:
-            y = y + self.bias
-        return self.activation(y)
+        product = x @ self.kernel
+        z = product + self.bias if self.use_bias else product
+        output = self.activation(z)
+        # Names for model.record and the pictures (a linear output is z itself).
+        product.name, z.name, output.name = "x @ kernel", "z", "output"
+        return output
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         return (*input_shape[:-1], self.units)

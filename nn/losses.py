@@ -10,6 +10,7 @@ from collections.abc import Callable
 import numpy as np
 
 import microtensor as mt
+from microtensor.speedups import is_freed
 
 from .registry import lookup, name_in
 
@@ -71,7 +72,16 @@ def binary_crossentropy(y_true, y_pred: mt.Tensor, from_logits: bool = False,
     Probabilities are clipped to [1e-7, 1 - 1e-7] (a sure wrong answer costs
     16.118, not infinity); with ``from_logits=True`` it is computed exactly and
     stably as max(x, 0) - x·y + log(1 + exp(-|x|)).
+
+    Given the output of a sigmoid whose input is still in the graph, the loss
+    is computed from that input (the logits), as Keras's TensorFlow backend
+    does: a saturated output (exactly 1.0 in float32) still has a gradient,
+    sigmoid(x) - y, where the clipped probability would give none.
     """
+    if not from_logits:
+        logits = sigmoid_input(y_pred)
+        if logits is not None:
+            y_pred, from_logits = logits, True
     with mt.scope(name="loss"):
         y = _check_same_shape("binary_crossentropy", _target(y_true, y_pred), y_pred)
         if from_logits:
@@ -84,6 +94,15 @@ def binary_crossentropy(y_true, y_pred: mt.Tensor, from_logits: bool = False,
             p = mt.clip(y_pred, EPSILON, 1 - EPSILON)
             per_element = -(y * mt.log(p) + (1 - y) * mt.log(1 - p))
         return _mean(per_element.mean(axis=-1), mask, sample_weight)
+
+
+def sigmoid_input(y_pred) -> mt.Tensor | None:
+    """The tensor ``y_pred = sigmoid(x)`` was made from, if the graph recorded it (with its
+    value), else None."""
+    if not isinstance(y_pred, mt.Tensor) or y_pred.op != "sigmoid" or len(y_pred.parents) != 1:
+        return None
+    logits = y_pred.parents[0]
+    return None if is_freed(logits.data) else logits
 
 
 def categorical_crossentropy(y_true, y_pred: mt.Tensor, from_logits: bool = False,
@@ -175,6 +194,15 @@ _BY_NAME: dict[str, Loss] = {
 
 def get(loss: str | Loss) -> Loss:
     return lookup("loss", _BY_NAME, loss)
+
+
+def of_model(model, loss: str | Loss | None, caller: str) -> Loss:
+    """``loss`` (a function or name) if given, else the loss ``model`` was compiled with."""
+    found = get(loss) if loss is not None else getattr(model, "loss", None)
+    if found is None:
+        raise ValueError(f"{caller} needs a loss: {model.name} is not compiled; pass loss= "
+                         "(a loss function or a name such as 'binary_crossentropy')")
+    return found
 
 
 def name_of(loss: Loss) -> str:

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 import microtensor as mt
 
-from .layer import Layer, as_input, as_model_input, build_attempt, on_failure, unique_name
+from .layer import (
+    Layer,
+    as_input,
+    as_model_input,
+    build_attempt,
+    freeing_all_but_logits,
+    on_failure,
+    unique_name,
+)
 from .module import Module
 from .symbolic import Node, Shape, SymbolicTensor, flatten, map_structure
 from .training import Trainable, collector_paused
@@ -59,7 +69,13 @@ def Input(shape: Sequence[int | None] | None = None, name: str | None = None,  #
         batch_size, shape = batch_shape[0], batch_shape[1:]
     if shape is None:
         raise TypeError("Input: give shape=, the shape of one sample, e.g. Input(shape=(50, 10))")
-    shape = tuple(shape) if isinstance(shape, Sequence) else (shape,)
+    shape = tuple(shape) if isinstance(shape, Sequence) and not isinstance(shape, str) else (shape,)
+    for size in shape:
+        if size is not None and (isinstance(size, bool) or not isinstance(size, numbers.Integral)
+                                 or size <= 0):
+            raise ValueError(f"Input: shape must hold positive integers (or None for any size), "
+                             f"without the batch axis, e.g. shape=(50, 10); got {shape!r}")
+    shape = tuple(None if size is None else int(size) for size in shape)
     layer = InputLayer(shape, name, dtype=dtype, batch_size=batch_size)
     node = Node(layer, None, {})
     node.output_shape = layer.input_shape
@@ -71,6 +87,8 @@ class Model(Trainable, Module):
 
     def __init__(self, inputs=None, outputs=None, name: str | None = None):
         super().__init__()
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"{type(self).__name__}: name must be a string, got {name!r}")
         self.name = name or unique_name(type(self).__name__.lower())
         self.built = False
         self.output_mask = None  # after a call: the mask of the output (Keras's _keras_mask)
@@ -83,7 +101,7 @@ class Model(Trainable, Module):
         # then paid a full collection of ~100 ms in a hand-written training loop). Inside
         # mt.freeing_values() (fit's step) the values the call doesn't return are dropped.
         with collector_paused():
-            return mt.freeing_intermediates(super().__call__, *args, **kwargs)
+            return freeing_all_but_logits(super().__call__, *args, **kwargs)
 
     def _set_graph(self, inputs, outputs) -> None:
         for t in flatten([inputs, outputs]):
@@ -212,6 +230,21 @@ class Model(Trainable, Module):
         sample of zeros) and of the loss when ``y`` is given. See ``mt.draw_graph``."""
         from .plot import draw_model
         return draw_model(self, x, y, level=level, **options)
+
+    def record(self, x, y=None, loss=None):
+        """One pass on ``x`` that keeps every value, to look inside (see ``nn.record``):
+        ``rec.value("lstm1", "f", step=3)`` is lstm1's forget gate at step 3, (batch, units).
+        With ``y``, the loss (compiled, or ``loss=``) and its backward pass:
+        ``rec.grad("lstm1", "h", step=3)``. ``rec.names(layer)``, ``rec.steps(layer)``."""
+        from .record import record
+        return record(self, x, y, loss)
+
+    def explore(self, x, path: str | Path | None = None, y=None, loss=None):
+        """The whole unrolled graph of one forward pass on ``x`` (and the loss on ``y``, with
+        gradients) as one interactive HTML file at ``path``; without a path, an object that
+        Jupyter shows inline. Layer -> time step -> op, values and gradients: see mt.explore."""
+        from .explore import explore_model
+        return explore_model(self, x, path, y=y, loss=loss)
 
     def save(self, path, overwrite: bool = True) -> None:
         """Write architecture and weights to one ``.npz`` file (no pickle); see nn.load_model.
@@ -353,6 +386,8 @@ def _nodes_between(inputs, outputs) -> list[Node]:
             raise ValueError(f"output depends on layer {node.layer.name}, which is not "
                              "connected to the model's inputs")
         stack.extend(parents)
+    for tensor in flatten(inputs):  # an input no output depends on is still one (as in Keras)
+        found.setdefault(tensor.node.id, tensor.node)
     for node in found.values():
         if isinstance(node.layer, InputLayer) and all(
                 t.node is not node for t in flatten(inputs)):

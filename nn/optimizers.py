@@ -52,6 +52,15 @@ class KerasOptimizer:
             return getattr(self, type(self).keras_names[name])
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
+    @classmethod
+    def from_hyperparameters(cls, hyper: dict) -> optim.Optimizer:
+        """From optim's names (as state_dict() and saved models record them): made through
+        the optim class this one configures."""
+        optimizer = cls.__new__(cls)
+        rule = next(c for c in cls.__mro__ if c.__module__.startswith("optim."))
+        rule.__init__(optimizer, None, **hyper)
+        return optimizer
+
     def get_config(self) -> dict:
         config = {keras: getattr(self, keras) for keras in type(self).keras_names}
         if "betas" in vars(self):

@@ -19,7 +19,14 @@ import numpy as np
 import microtensor as mt
 
 from . import activations, seeding
-from .layer import Layer, as_input, checked_activation, checked_initializer, positive_int
+from .layer import (
+    Layer,
+    as_input,
+    checked_activation,
+    checked_initializer,
+    flag,
+    positive_int,
+)
 from .symbolic import Shape
 
 
@@ -73,14 +80,15 @@ class Recurrent(Layer):
         super().__init__(name, **options)
         self.units = positive_int(self, "units", units)
         self.activation = checked_activation(self, activation)
-        self.use_bias = use_bias
+        self.use_bias = flag(self, "use_bias", use_bias)
         self.kernel_initializer = checked_initializer(self, kernel_initializer)
         self.recurrent_initializer = checked_initializer(self, recurrent_initializer)
         self.bias_initializer = checked_initializer(self, bias_initializer)
-        self.return_sequences = return_sequences
-        self.return_state = return_state
-        self.go_backwards, self.stateful = bool(go_backwards), bool(stateful)
-        self.zero_output_for_mask = bool(zero_output_for_mask)
+        self.return_sequences = flag(self, "return_sequences", return_sequences)
+        self.return_state = flag(self, "return_state", return_state)
+        self.go_backwards = flag(self, "go_backwards", go_backwards)
+        self.stateful = flag(self, "stateful", stateful)
+        self.zero_output_for_mask = flag(self, "zero_output_for_mask", zero_output_for_mask)
         self.unroll, self.implementation = unroll, implementation
         for argument, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if not 0.0 <= float(rate) < 1.0:
