@@ -10,50 +10,51 @@ import numpy as np
 from . import ops, shape_ops
 from .errors import ShapeError
 from .ops import reduced_axes
-from .tensor import Tensor, apply, as_tensor, as_tensors
+from .tensor import Tensor, TensorLike, apply, as_tensor, as_tensors
 from .tensor import matmul as matmul  # noqa: PLC0414 - re-exported: mt.matmul
 
 # -- the primitive ops, called as functions -------------------------------------------------
 
 
-def exp(x) -> Tensor:
+def exp(x: TensorLike) -> Tensor:
     return as_tensor(x).exp()
 
 
-def log(x) -> Tensor:
+def log(x: TensorLike) -> Tensor:
     return as_tensor(x).log()
 
 
-def sigmoid(x) -> Tensor:
+def sigmoid(x: TensorLike) -> Tensor:
     return as_tensor(x).sigmoid()
 
 
-def tanh(x) -> Tensor:
+def tanh(x: TensorLike) -> Tensor:
     return as_tensor(x).tanh()
 
 
-def relu(x) -> Tensor:
+def relu(x: TensorLike) -> Tensor:
     return as_tensor(x).relu()
 
 
-def abs(x) -> Tensor:  # noqa: A001
+def abs(x: TensorLike) -> Tensor:  # noqa: A001
     return as_tensor(x).abs()
 
 
-def sqrt(x) -> Tensor:
+def sqrt(x: TensorLike) -> Tensor:
     return as_tensor(x).sqrt()
 
 
-def clip(x, low=None, high=None) -> Tensor:
+def clip(x: TensorLike, low: TensorLike | None = None,
+         high: TensorLike | None = None) -> Tensor:
     return as_tensor(x).clip(low, high)
 
 
-def maximum(a, b) -> Tensor:
+def maximum(a: TensorLike, b: TensorLike) -> Tensor:
     """Elementwise max; where the two are equal each gets half the gradient (as torch)."""
     return apply(ops.maximum, a, b)
 
 
-def where(condition, a, b) -> Tensor:
+def where(condition: np.ndarray | Tensor, a: TensorLike, b: TensorLike) -> Tensor:
     """``a`` where ``condition`` holds, else ``b`` (condition is a plain boolean array)."""
     if isinstance(condition, Tensor):
         condition = condition.numpy()
@@ -120,9 +121,11 @@ def _max_of(x: Tensor, axes: tuple[int, ...]) -> Tensor:
     return Tensor(np.where(np.isfinite(shift), shift, 0), dtype=x.dtype)
 
 
-def logsumexp(x: Tensor, axis: int | tuple[int, ...] = -1, keepdims: bool = False, *,
+def logsumexp(x: TensorLike, axis: int | tuple[int, ...] = -1, keepdims: bool = False, *,
               dim: int | None = None, keepdim: bool | None = None) -> Tensor:
-    """log(sum(exp(x))) along ``axis``, shifted by the max so exp cannot overflow."""
+    """log(sum(exp(x))) along ``axis``, shifted by the max so exp cannot overflow.
+    (torch: ``dim``, ``keepdim``.)"""
+    x = as_tensor(x)
     axis = axis if dim is None else dim
     keepdims = keepdims if keepdim is None else keepdim
     axes = reduced_axes(axis, x.ndim, "logsumexp")
@@ -132,12 +135,13 @@ def logsumexp(x: Tensor, axis: int | tuple[int, ...] = -1, keepdims: bool = Fals
                                                    if i not in axes))
 
 
-def log_softmax(x: Tensor, axis: int = -1, *, dim: int | None = None) -> Tensor:
+def log_softmax(x: TensorLike, axis: int = -1, *, dim: int | None = None) -> Tensor:
     """log(softmax(x)), numerically stable. Shape of ``x``. (torch: ``dim``.)"""
+    x = as_tensor(x)
     return x - logsumexp(x, axis=axis if dim is None else dim, keepdims=True)
 
 
-def softmax(x: Tensor, axis: int = -1, *, dim: int | None = None) -> Tensor:
+def softmax(x: TensorLike, axis: int = -1, *, dim: int | None = None) -> Tensor:
     """exp(x) / sum(exp(x)) along ``axis``, numerically stable. Shape of ``x``. (torch: ``dim``.)"""
     axis = axis if dim is None else dim
     x = as_tensor(x)
