@@ -133,7 +133,8 @@ class Trainable:
         fraction of the data (before shuffling), as Keras does. ``callbacks`` are
         ``nn.callbacks`` objects. ``class_weight`` ({class: weight}) or ``sample_weight``
         (one weight per sample) weigh each sample's loss as Keras does,
-        sum(weight · loss) / batch size; the metrics stay unweighted.
+        sum(weight · loss) / batch size; ``metrics`` stay unweighted, as Keras's
+        ``compile(metrics=...)`` (Keras weighs only its ``weighted_metrics``).
         Same seed (``nn.set_seed`` or ``seed=``), same run.
         """
         options = {"batch_size": 32 if batch_size is None else batch_size,

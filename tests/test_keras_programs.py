@@ -228,9 +228,14 @@ def test_class_and_sample_weights_weigh_the_loss_as_keras(keras, weighting):
     ours, theirs = twins(keras, small_model)
     histories = [model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, **options)
                  for model in (ours, theirs)]
-    np.testing.assert_allclose(histories[0].history["loss"], histories[1].history["loss"],
-                               atol=ATOL, rtol=1e-4)
+    assert_same_history(*histories)  # the loss and the weighted accuracy
     assert_same_weights(ours, theirs)
+    x_test, y_test = small_data(16)
+    weights = np.linspace(2.0, 0.5, 16)
+    got = ours.evaluate(x_test, y_test, sample_weight=weights, return_dict=True)
+    want = theirs.evaluate(x_test, y_test, sample_weight=weights, return_dict=True, verbose=0)
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], atol=ATOL, err_msg=key)
 
 
 def test_evaluate_return_dict(keras):
