@@ -61,7 +61,7 @@ def test_padding_labels_under_a_mask_are_not_checked():
 
 def test_the_readme_loop_says_the_order_beside_the_call():
     line = next(line for line in README.splitlines()
-                if "nn.losses.binary_crossentropy(yb, model(xb))" in line)
+                if "nn.losses.binary_crossentropy(yb, " in line)
     assert "(y_true, y_pred)" in line
 
 
@@ -146,7 +146,7 @@ def test_history_plots_itself(matplotlib):
                                    "val_accuracy": 0.4},
                                   {"loss": 0.5, "accuracy": 0.8, "val_loss": 0.7,
                                    "val_accuracy": 0.6}]):
-        history._record(epoch, logs)
+        history.on_epoch_end(epoch, logs)
     loss_axes, accuracy_axes = history.plot()
     assert loss_axes.get_title() == "loss" and accuracy_axes.get_title() == "accuracy"
     training, validation = loss_axes.get_lines()
