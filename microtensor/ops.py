@@ -137,7 +137,9 @@ def power(a: Tensor, exponent: float) -> Tensor:
             a._accumulate(np.zeros_like(g))
         else:
             a._accumulate(g * (exponent * x ** (exponent - 1)))
-    return Tensor._from_op(x ** exponent, "pow", (a,), backward)
+    out = Tensor._from_op(x ** exponent, "pow", (a,), backward)
+    out.op_args = (exponent,)  # for the graph's label: pow(·, 2)
+    return out
 
 
 def maximum(a: Operand, b: Operand) -> Tensor:
@@ -353,21 +355,31 @@ def _expand_reduced(g: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.
     return g if keepdims else np.expand_dims(g, axes)
 
 
-def sum(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    axes, shape = reduced_axes(axis, a.ndim, "sum"), a.shape
+def _summed(a: Tensor, axis: Axis, keepdims: bool, op: str, count_divides: bool) -> Tensor:
+    """sum, or with ``count_divides`` mean (the sum times 1/count): one gradient for both."""
+    axes, shape = reduced_axes(axis, a.ndim, op), a.shape
+    count = int(np.prod([shape[ax] for ax in axes]))  # 1 for a 0-D tensor
+    if count_divides and count == 0:
+        raise ShapeError(f"mean: the axes {axes} of shape {shape} hold no elements")
+    scale = 1.0 / count if count_divides else 1.0
 
     def backward(g: np.ndarray) -> None:
+        g = g * scale if count_divides else g
         a._accumulate(np.broadcast_to(_expand_reduced(g, axes, keepdims), shape))
-    out = np.sum(a.data, axis=axes, keepdims=keepdims)
-    return Tensor._from_op(np.asarray(out), "sum", (a,), backward)
+    out = np.asarray(np.sum(a.data, axis=axes, keepdims=keepdims))
+    if count_divides:
+        dtype = out.dtype if out.dtype.kind == "f" else np.result_type(out.dtype, 1.0)
+        out = out * np.asarray(scale, dtype=dtype)
+    return Tensor._from_op(np.asarray(out), op, (a,), backward)
+
+
+def sum(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    return _summed(a, axis, keepdims, "sum", count_divides=False)
 
 
 def mean(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
-    axes = reduced_axes(axis, a.ndim, "mean")
-    count = int(np.prod([a.shape[ax] for ax in axes]))  # 1 for a 0-D tensor
-    if count == 0:
-        raise ShapeError(f"mean: the axes {axes} of shape {a.shape} hold no elements")
-    return mul(sum(a, axes, keepdims), 1.0 / count)
+    """Its own node, so a graph shows ``mean``; the gradient is sum's, times 1/count."""
+    return _summed(a, axis, keepdims, "mean", count_divides=True)
 
 
 def max(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001

@@ -80,7 +80,9 @@ def getitem(a: Tensor, index: object) -> Tensor:
 
     def backward(g: np.ndarray) -> None:
         a._accumulate_at(index, g, advanced)
-    return Tensor._from_op(out, "getitem", (a,), backward)
+    result = Tensor._from_op(out, "getitem", (a,), backward)
+    result.op_args = (index,)  # for the graph's label: z[:, 3:6]
+    return result
 
 
 def _check_joinable(op: str, tensors, axis: int, same_shape: bool) -> None:

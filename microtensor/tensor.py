@@ -40,6 +40,7 @@ class Tensor:
         "data", "grad", "requires_grad", "op", "parents", "name", "scope", "step",
         "_backward", "_grad_owned", "_retain_grad", "_products", "_coverage", "_freed",
         "_created", "__weakref__",
+        "op_args",  # the op's arguments that are not tensors (pow's exponent), if it sets them
     )
     # How many x.T @ g products a weight collects before summing them in one GEMM, and the
     # row count from which a product runs alone (measured on the seed model, batch 32 / 256).
