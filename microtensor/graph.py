@@ -31,12 +31,14 @@ from itertools import accumulate
 import graphviz
 
 from .graph_render import Graph, GraphvizNotFoundError, render  # noqa: F401  (re-exported)
+from .graph_labels import display_name, is_folded_constant, op_label
 from .graph_values import freed_notes, values_label
 from .tensor import Tensor, topological_order
 from .values import SMALL_GRAPH
 
 MAX_NODES = 300  # op nodes that `dot` lays out in about a second or two
-MAX_VALUE_NODES = SMALL_GRAPH  # op nodes whose values still make a readable picture
+MAX_VALUE_NODES = SMALL_GRAPH
+LOOSE_BUS_USERS = 4  # a value used by this many ops outside time steps is drawn as a bus  # op nodes whose values still make a readable picture
 
 _STYLE: dict[str, dict[str, str]] = {
     "op": {"shape": "box", "style": "rounded,filled", "fillcolor": "#eef2f7",
@@ -60,6 +62,7 @@ class _Node:
     scope: str | None
     step: int | None
     at_step: int | None = None  # where an elision node sits in time (its first hidden step)
+    tensor: Tensor | None = None  # what it draws (None for elision nodes and taps)
 
     @property
     def is_op(self) -> bool:
@@ -115,6 +118,8 @@ def draw_graph(root: Tensor, show_shapes: bool = True, group: str | None = "modu
         op_count = sum(node.is_op for node in nodes)
         if op_count > max_nodes:
             max_steps, note = _auto_max_steps(nodes, op_count, max_nodes)
+            if max_steps is None:
+                nodes, edges, note = _elide_chain(nodes, edges, max_nodes)
     if max_steps is not None:
         nodes, edges = _elide(nodes, edges, max_steps)
     nodes, edges = _route_buses(nodes, edges)
@@ -127,27 +132,15 @@ def _shape_text(tensor: Tensor) -> str:
     return str(tuple(tensor.shape)) if tensor.ndim else "scalar"
 
 
-def _is_folded_constant(tensor: Tensor, root: Tensor) -> bool:
-    """An unnamed scalar leaf without grad, like the 1 in ``1 - x``: shown in the op label."""
-    return (tensor.is_leaf and not tensor.requires_grad and tensor.name is None
-            and tensor.size == 1 and tensor is not root)
-
-
-def _op_text(tensor: Tensor, root: Tensor) -> str:
-    """``sub`` or, with folded constants, ``sub(1, ·)``."""
-    if not any(_is_folded_constant(p, root) for p in tensor.parents):
-        return tensor.op
-    args = (f"{p.item():g}" if _is_folded_constant(p, root) else "·" for p in tensor.parents)
-    return f"{tensor.op}({', '.join(args)})"
-
-
-def _describe(tensor: Tensor, root: Tensor, show_shapes: bool) -> tuple[str, str, str | None]:
+def _describe(tensor: Tensor, root: Tensor, show_shapes: bool,
+              users: list[Tensor]) -> tuple[str, str, str | None]:
     """(kind, label, scope) of one drawn tensor."""
     shape = _shape_text(tensor) if show_shapes else ""
     if not tensor.is_leaf:
-        text = _op_text(tensor, root)
+        text = op_label(tensor, root, users)
         if tensor.name:  # layers name the values a reader looks for: "f = sigmoid"
-            text = f"{tensor.name} = {text}"
+            text = (f"{tensor.name} = {text}" if display_name(tensor) == tensor.name
+                    else f"{tensor.name}\\n{text}")  # a description in words: its own line
         kind = "op"
         if tensor is root:
             kind, text = "output", f"{'loss' if tensor.ndim == 0 else 'output'}: {text}"
@@ -170,29 +163,32 @@ def _collect(root: Tensor, show_shapes: bool, show_values: bool = False
              ) -> tuple[list[_Node], list[tuple[str, str]], str | None]:
     """Nodes in visit order with ids n0, n1, ... and edges (parent id, child id), and a note
     for the picture (with ``show_values``, when intermediate values or gradients were freed)."""
-    nodes: list[_Node] = []
-    key_of: dict[int, str] = {}
-    edges: list[tuple[str, str]] = []
-    drawn: list[Tensor] = []
-
-    def add(tensor: Tensor) -> None:
-        kind, label, scope = _describe(tensor, root, show_shapes)
-        if show_values:
-            label = values_label(label, tensor)
-            drawn.append(tensor)
-        key_of[id(tensor)] = key = f"n{len(nodes)}"
-        nodes.append(_Node(key, kind, label, scope, None if kind == "param" else tensor.step))
-
     # The backward order holds every tensor that requires grad; the other parents
     # (input data, constants) are leaves, added just before their first user.
+    order: list[Tensor] = []
+    seen: set[int] = set()
+    users: dict[int, list[Tensor]] = defaultdict(list)
     for tensor in topological_order(root):
         for parent in tensor.parents:
-            if id(parent) not in key_of and not _is_folded_constant(parent, root):
-                add(parent)
-        add(tensor)
-        edges.extend((key_of[id(p)], key_of[id(tensor)]) for p in tensor.parents
-                     if id(p) in key_of)
-    return nodes, edges, "; ".join(freed_notes([t for t in drawn if t.requires_grad])) or None
+            users[id(parent)].append(tensor)
+            if id(parent) not in seen and not is_folded_constant(parent, root):
+                seen.add(id(parent))
+                order.append(parent)
+        seen.add(id(tensor))
+        order.append(tensor)
+    nodes: list[_Node] = []
+    key_of: dict[int, str] = {}
+    for tensor in order:
+        kind, label, scope = _describe(tensor, root, show_shapes, users[id(tensor)])
+        if show_values:
+            label = values_label(label, tensor)
+        key_of[id(tensor)] = key = f"n{len(nodes)}"
+        nodes.append(_Node(key, kind, label, scope, None if kind == "param" else tensor.step,
+                           tensor=tensor))
+    edges = [(key_of[id(p)], key_of[id(t)]) for t in order for p in t.parents
+             if id(p) in key_of]
+    drawn = [t for t in order if t.requires_grad] if show_values else []
+    return nodes, edges, "; ".join(freed_notes(drawn)) or None
 
 
 # -- eliding time steps ------------------------------------------------------------------
@@ -226,15 +222,16 @@ def _fitting_max_steps(nodes: list[_Node], max_nodes: int) -> tuple[int, int, in
     return k, drawn_ops(k), longest
 
 
+_TAG_STEPS = ("a loop's ops get time steps by running each step inside "
+              "`with mt.scope(step=t):`, and then max_steps=<n> keeps the first n and the last")
+
+
 def _auto_max_steps(nodes: list[_Node], op_count: int,
                     max_nodes: int) -> tuple[int | None, str | None]:
-    """The largest max_steps whose picture has at most ``max_nodes`` op nodes (at least 1)."""
+    """The largest max_steps whose picture has at most ``max_nodes`` op nodes (at least 1);
+    None if the graph has no time steps (then ``_elide_chain`` cuts it)."""
     fitting = _fitting_max_steps(nodes, max_nodes)
     if fitting is None:
-        warnings.warn(
-            f"draw_graph: the graph has {op_count} op nodes (more than max_nodes={max_nodes}) "
-            "and no time steps to elide; Graphviz may take a long time to lay it out",
-            stacklevel=3)
         return None, None
     k, _, longest = fitting
     first = "the first time step" if k == 1 else f"the first {k} time steps"
@@ -244,10 +241,43 @@ def _auto_max_steps(nodes: list[_Node], op_count: int,
         f"recurrent layer are drawn (max_steps={k}). Pass max_steps=<n> to draw more "
         f"steps (max_steps={longest} draws all {longest}) or raise max_nodes=; a full unroll "
         "this large is slow to lay out (the seed model: 1 s with clusters, 80 s with "
-        "group=None).", stacklevel=3)
+        "group=None); level='step' draws one box per step.", stacklevel=3)
     note = (f"{op_count} op nodes: time steps elided automatically (max_steps={k}); "
             f"pass max_steps=<n> or max_nodes=<n> to draw more")
     return k, note
+
+
+def _elide_chain(nodes: list[_Node], edges: list[tuple[str, str]], max_nodes: int
+                 ) -> tuple[list[_Node], list[tuple[str, str]], str]:
+    """Keep the first and the last ``max_nodes // 2`` op nodes (in the order they were
+    computed: in a loop, its first and last steps) and draw the ones between as one node;
+    a leaf that only they use goes with them. For graphs with no time steps to elide."""
+    ops = [node for node in nodes if node.is_op]
+    hidden = {node.key for node in ops[max_nodes // 2:len(ops) - max_nodes // 2]}
+    users: dict[str, list[str]] = defaultdict(list)
+    for source, target in edges:
+        users[source].append(target)
+    for node in nodes:  # leaves come before their users; params are drawn once anyway
+        if (not node.is_op and node.kind != "param" and users[node.key]
+                and all(user in hidden for user in users[node.key])):
+            hidden.add(node.key)
+    count = sum(node.key in hidden for node in ops)
+    label = (f"… {count} ops elided: the graph has {len(ops)} op nodes and no time steps;\\n"
+             "run each step of a loop inside `with mt.scope(step=t):` and pass max_steps=<n>")
+    elided = _Node("elided_ops", "elided", label, None, None)
+    kept = [node for node in nodes if node.key not in hidden]
+    first_hidden = next(i for i, node in enumerate(nodes) if node.key in hidden)
+    kept.insert(sum(1 for node in nodes[:first_hidden] if node.key not in hidden), elided)
+    moved = {key: elided.key for key in hidden}
+    rerouted = ((moved.get(a, a), moved.get(b, b)) for a, b in edges)
+    warnings.warn(
+        f"draw_graph: the graph has {len(ops)} op nodes, more than max_nodes={max_nodes} that "
+        f"Graphviz lays out quickly, and no time steps to elide, so only the first and the "
+        f"last {max_nodes // 2} ops are drawn and {count} between them are elided. "
+        f"{_TAG_STEPS[0].upper()}{_TAG_STEPS[1:]} steps (max_steps); or raise max_nodes=<n> "
+        "to draw more.", stacklevel=3)
+    note = f"{len(ops)} op nodes and no time steps: {count} ops elided; pass max_nodes=<n>"
+    return kept, list(dict.fromkeys(e for e in rerouted if e[0] != e[1])), note
 
 
 def _check_value_picture_size(nodes: list[_Node], edges: list[tuple[str, str]],
@@ -320,23 +350,37 @@ def _route_buses(nodes: list[_Node], edges: list[tuple[str, str]]
     scope_rank: dict[str | None, int] = {}
     for node in nodes:
         scope_rank.setdefault(node.scope, len(scope_rank))
+    position = {node.key: index for index, node in enumerate(nodes)}
     routed: list[tuple[str, str, str]] = []
     step_users: dict[str, list[_Node]] = defaultdict(list)
+    loose_users: dict[str, list[_Node]] = defaultdict(list)  # users with no time step
     for source, target in edges:
         user = by_key[target]
         in_steps = user.step is not None or user.kind == "elided"
         if in_steps and by_key[source].step is None and by_key[source].kind != "elided":
             step_users[source].append(user)
+        elif not in_steps:
+            loose_users[source].append(user)
         else:
             routed.append((source, target, ""))
+    for source, users in loose_users.items():
+        if len(users) < LOOSE_BUS_USERS:  # a few edges are no trouble for the layout
+            routed.extend((source, user.key, "") for user in users)
+        else:  # e.g. the weight of a hand-written loop: each use is a station of its own
+            step_users[source].extend(users)
     taps: list[_Node] = []
     for source, users in step_users.items():
-        # A station is one step cluster (all its users share one tap) or one elision node.
+        # A station is one step cluster (all its users share one tap), one elision node,
+        # or one user without a time step.
         stations: dict[tuple, list[_Node]] = defaultdict(list)
         for user in users:
-            time = user.at_step if user.kind == "elided" else user.step
-            stations[scope_rank[user.scope], time, user.key if user.kind == "elided" else ""
-                     ].append(user)
+            if user.kind == "elided":
+                station = (scope_rank[user.scope], user.at_step or 0, position[user.key])
+            elif user.step is None:
+                station = (scope_rank[user.scope], 0, position[user.key])
+            else:
+                station = (scope_rank[user.scope], user.step, 0)
+            stations[station].append(user)
         if len(stations) < 2:
             routed.extend((source, user.key, "") for user in users)
             continue

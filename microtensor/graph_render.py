@@ -80,7 +80,7 @@ class Graph(graphviz.Digraph):
         if unsupported:
             raise TypeError(f"Graph.render: {', '.join(sorted(unsupported))} not supported "
                             "here; use graphviz.Digraph(body=graph.body).render(...) for them")
-        source_path = self.save(filename, directory)
+        source_path = self.save(filename, directory=directory)
         picture = run_dot(self.source, format or self.format, self.engine, timeout)
         path = f"{source_path}.{format or self.format}"
         with open(path, "wb") as file:
