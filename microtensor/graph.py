@@ -30,15 +30,15 @@ from itertools import accumulate
 
 import graphviz
 
-from .graph_render import Graph, GraphvizNotFoundError, render  # noqa: F401  (re-exported)
 from .graph_labels import display_name, is_folded_constant, op_label
+from .graph_render import Graph, GraphvizNotFoundError, render  # noqa: F401  (re-exported)
 from .graph_values import freed_notes, values_label
 from .tensor import Tensor, topological_order
 from .values import SMALL_GRAPH
 
 MAX_NODES = 300  # op nodes that `dot` lays out in about a second or two
-MAX_VALUE_NODES = SMALL_GRAPH
-LOOSE_BUS_USERS = 4  # a value used by this many ops outside time steps is drawn as a bus  # op nodes whose values still make a readable picture
+MAX_VALUE_NODES = SMALL_GRAPH  # op nodes whose values still make a readable picture
+LOOSE_BUS_USERS = 4  # a value used by this many ops outside time steps is drawn as a bus
 
 _STYLE: dict[str, dict[str, str]] = {
     "op": {"shape": "box", "style": "rounded,filled", "fillcolor": "#eef2f7",

@@ -37,7 +37,6 @@ def _not_found(command: str) -> GraphvizNotFoundError:
         "Install Graphviz (Debian/Ubuntu: `apt-get install graphviz`, macOS: "
         "`brew install graphviz`, conda: `conda install graphviz`), or paste the DOT "
         "text from `graph.source` into any Graphviz viewer.")
-    error.__cause__ = graphviz.ExecutableNotFound([command])
     return error
 
 
@@ -51,7 +50,7 @@ def run_dot(source: str, format: str = "svg", engine: str = "dot",  # noqa: A002
         done = subprocess.run([engine, f"-T{format}"], input=source.encode(),
                               capture_output=True, timeout=timeout, check=False)
     except FileNotFoundError:
-        raise _not_found(engine)  # its cause is set: graphviz's ExecutableNotFound
+        raise _not_found(engine) from graphviz.ExecutableNotFound([engine])
     except subprocess.TimeoutExpired:
         raise GraphvizTimeoutError(
             f"Graphviz's `{engine}` did not lay out the graph ({source.count('->'):,} edges) "
