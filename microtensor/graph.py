@@ -25,18 +25,20 @@ from __future__ import annotations
 
 import warnings
 from collections import defaultdict
-from dataclasses import dataclass
 from itertools import accumulate
 
 import graphviz
 
 from .graph_labels import display_name, is_folded_constant, op_label
+from .graph_nodes import Node
 from .graph_render import Graph, GraphvizNotFoundError, render  # noqa: F401  (re-exported)
+from .graph_steps import step_boxes
 from .graph_values import freed_notes, values_label
 from .tensor import Tensor, topological_order
 from .values import SMALL_GRAPH
 
 MAX_NODES = 300  # op nodes that `dot` lays out in about a second or two
+MAX_STEP_BOXES = 24  # boxes of level="step" that still make a picture one can take in
 MAX_VALUE_NODES = SMALL_GRAPH  # op nodes whose values still make a readable picture
 LOOSE_BUS_USERS = 4  # a value used by this many ops outside time steps is drawn as a bus
 
@@ -51,22 +53,9 @@ _STYLE: dict[str, dict[str, str]] = {
              "color": "#2f6f9f"},
     "elided": {"shape": "box", "style": "dashed,rounded", "color": "#888888",
                "fontcolor": "#555555"},
+    "step": {"shape": "box", "style": "rounded,filled", "fillcolor": "#eef2f7",
+             "color": "#5b6b7f"},
 }
-
-
-@dataclass
-class _Node:
-    key: str  # the DOT node id: stable, in visit order
-    kind: str  # op | output | param | data | elided | param-tap | data-tap
-    label: str
-    scope: str | None
-    step: int | None
-    at_step: int | None = None  # where an elision node sits in time (its first hidden step)
-    tensor: Tensor | None = None  # what it draws (None for elision nodes and taps)
-
-    @property
-    def is_op(self) -> bool:
-        return self.kind in ("op", "output")
 
 
 RANKDIRS = ("LR", "RL", "TB", "BT")  # left to right, ..., top to bottom, bottom to top
@@ -79,8 +68,9 @@ def check_rankdir(caller: str, rankdir: str) -> None:
 
 
 def draw_graph(root: Tensor, show_shapes: bool = True, group: str | None = "module",
-               max_steps: int | None = None, rankdir: str = "LR",
-               max_nodes: int | None = None, show_values: bool = False) -> Graph:
+               max_steps: int | None = None, rankdir: str | None = None,
+               max_nodes: int | None = None, show_values: bool = False,
+               level: str = "op") -> Graph:
     """The graph of ops that produced ``root``, as a ``graphviz.Digraph``.
 
     Op nodes show the op and its output shape; parameters (leaves that require
@@ -95,6 +85,12 @@ def draw_graph(root: Tensor, show_shapes: bool = True, group: str | None = "modu
     max_nodes: with ``max_steps=None``, a graph of more op nodes than this
         (default MAX_NODES = 300) is elided automatically (with a warning),
         since ``dot`` would take minutes.
+    rankdir: "LR" (left to right, the default at level "op"), "TB" (top to bottom, the
+        default at level "step": a picture as narrow as a page), "RL" or "BT".
+    level: "op" draws every op; "step" draws one box per time step of each layer,
+        listing the step's equations (``c = f * c_2 + i * c_hat``), with the values
+        passed between steps on the arrows; at most MAX_STEP_BOXES boxes unless
+        ``max_steps`` says otherwise.
     show_values: each node also shows its value and, if it has one, its
         gradient (4 significant digits; arrays of more than 6 elements as
         mean/min/max). Parameters keep their gradients after ``backward()``;
@@ -107,6 +103,11 @@ def draw_graph(root: Tensor, show_shapes: bool = True, group: str | None = "modu
                         f"loss), got {type(root).__name__}")
     if group not in ("module", None):
         raise ValueError(f"draw_graph: group must be 'module' or None, got {group!r}")
+    if level not in ("op", "step"):
+        raise ValueError(f"draw_graph: level must be 'op' or 'step', got {level!r}")
+    if level == "step" and show_values:
+        raise ValueError("draw_graph: show_values=True draws values at level='op' only")
+    rankdir = rankdir or ("TB" if level == "step" else "LR")
     check_rankdir("draw_graph", rankdir)
     if max_steps is not None and max_steps < 0:
         raise ValueError(f"draw_graph: max_steps must be >= 0, got {max_steps}")
@@ -114,16 +115,20 @@ def draw_graph(root: Tensor, show_shapes: bool = True, group: str | None = "modu
     if show_values:
         _check_value_picture_size(nodes, edges, max_steps, max_nodes or MAX_VALUE_NODES)
     elif max_steps is None:
-        max_nodes = max_nodes or MAX_NODES
-        op_count = sum(node.is_op for node in nodes)
-        if op_count > max_nodes:
-            max_steps, note = _auto_max_steps(nodes, op_count, max_nodes)
-            if max_steps is None:
+        max_nodes = max_nodes or (MAX_STEP_BOXES if level == "step" else MAX_NODES)
+        count = _drawn_count(nodes, level)
+        if count > max_nodes:
+            max_steps, note = _auto_max_steps(nodes, count, max_nodes, level)
+            if max_steps is None and level == "op":
                 nodes, edges, note = _elide_chain(nodes, edges, max_nodes)
     if max_steps is not None:
         nodes, edges = _elide(nodes, edges, max_steps)
-    nodes, edges = _route_buses(nodes, edges)
-    return _emit(nodes, edges, group, rankdir, note)
+    if level == "step":
+        nodes, labelled = step_boxes(nodes, edges, root)
+        return _emit(nodes, labelled, "module" if group else None, rankdir, note,
+                     leaves_beside_first=True)
+    nodes, routed = _route_buses(nodes, edges)
+    return _emit(nodes, [(*edge, "") for edge in routed], group, rankdir, note)
 
 
 # -- reading the graph ---------------------------------------------------------------
@@ -151,7 +156,7 @@ def _describe(tensor: Tensor, root: Tensor, show_shapes: bool,
         scope = tensor.scope or (name.split("/")[0] if "/" in name else None)
         return "param", f"{name} {shape}".strip(), scope
     if tensor.name:
-        name = tensor.name
+        name = tensor.name.replace(": ", ":\\n")  # a description in words: two lines
     elif tensor.op:
         name = f"{tensor.op} (no grad)"
     else:
@@ -160,7 +165,7 @@ def _describe(tensor: Tensor, root: Tensor, show_shapes: bool,
 
 
 def _collect(root: Tensor, show_shapes: bool, show_values: bool = False
-             ) -> tuple[list[_Node], list[tuple[str, str]], str | None]:
+             ) -> tuple[list[Node], list[tuple[str, str]], str | None]:
     """Nodes in visit order with ids n0, n1, ... and edges (parent id, child id), and a note
     for the picture (with ``show_values``, when intermediate values or gradients were freed)."""
     # The backward order holds every tensor that requires grad; the other parents
@@ -176,14 +181,14 @@ def _collect(root: Tensor, show_shapes: bool, show_values: bool = False
                 order.append(parent)
         seen.add(id(tensor))
         order.append(tensor)
-    nodes: list[_Node] = []
+    nodes: list[Node] = []
     key_of: dict[int, str] = {}
     for tensor in order:
         kind, label, scope = _describe(tensor, root, show_shapes, users[id(tensor)])
         if show_values:
             label = values_label(label, tensor)
         key_of[id(tensor)] = key = f"n{len(nodes)}"
-        nodes.append(_Node(key, kind, label, scope, None if kind == "param" else tensor.step,
+        nodes.append(Node(key, kind, label, scope, None if kind == "param" else tensor.step,
                            tensor=tensor))
     edges = [(key_of[id(p)], key_of[id(t)]) for t in order for p in t.parents
              if id(p) in key_of]
@@ -193,24 +198,36 @@ def _collect(root: Tensor, show_shapes: bool, show_values: bool = False
 
 # -- eliding time steps ------------------------------------------------------------------
 
-def _ops_per_step(nodes: list[_Node]) -> dict[str | None, dict[int, int]]:
-    """For each layer, the number of op nodes at each of its time steps."""
+def _ops_per_step(nodes: list[Node], level: str = "op") -> dict[str | None, dict[int, int]]:
+    """For each layer, the number of op nodes at each of its time steps (at level "step":
+    1, its box)."""
     counts: dict[str | None, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     for node in nodes:
         if node.step is not None:
-            counts[node.scope][node.step] += node.is_op
+            counts[node.scope][node.step] = (1 if level == "step" else
+                                             counts[node.scope][node.step] + node.is_op)
     return counts
 
 
-def _fitting_max_steps(nodes: list[_Node], max_nodes: int) -> tuple[int, int, int] | None:
-    """(k, drawn op nodes, longest unroll): the largest max_steps k whose picture has at most
-    ``max_nodes`` op nodes (at least 1). None if there are no time steps to elide."""
-    layers = [[steps[s] for s in sorted(steps)] for steps in _ops_per_step(nodes).values()]
+def _drawn_count(nodes: list[Node], level: str) -> int:
+    """Op nodes (level "op") or boxes (level "step") of the picture."""
+    if level == "op":
+        return sum(node.is_op for node in nodes)
+    return len({(node.scope, node.step) for node in nodes if node.is_op})
+
+
+def _fitting_max_steps(nodes: list[Node], max_nodes: int, level: str = "op"
+                       ) -> tuple[int, int, int] | None:
+    """(k, drawn op nodes or boxes, longest unroll): the largest max_steps k whose picture
+    has at most ``max_nodes`` of them (at least 1). None if there are no time steps to
+    elide."""
+    layers = [[steps[s] for s in sorted(steps)]
+              for steps in _ops_per_step(nodes, level).values()]
     longest = max((len(counts) for counts in layers), default=0)
     if longest <= 2:
         return None
     prefix = [[0, *accumulate(counts)] for counts in layers]  # prefix[l][k]: first k steps
-    outside_steps = sum(node.is_op for node in nodes) - sum(p[-1] for p in prefix)
+    outside_steps = _drawn_count(nodes, level) - sum(p[-1] for p in prefix)
 
     def drawn_ops(k: int) -> int:
         return outside_steps + sum(p[k] + p[-1] - p[-2] if len(p) > k + 2 else p[-1]
@@ -226,29 +243,31 @@ _TAG_STEPS = ("a loop's ops get time steps by running each step inside "
               "`with mt.scope(step=t):`, and then max_steps=<n> keeps the first n and the last")
 
 
-def _auto_max_steps(nodes: list[_Node], op_count: int,
-                    max_nodes: int) -> tuple[int | None, str | None]:
-    """The largest max_steps whose picture has at most ``max_nodes`` op nodes (at least 1);
-    None if the graph has no time steps (then ``_elide_chain`` cuts it)."""
-    fitting = _fitting_max_steps(nodes, max_nodes)
+def _auto_max_steps(nodes: list[Node], op_count: int, max_nodes: int,
+                    level: str = "op") -> tuple[int | None, str | None]:
+    """The largest max_steps whose picture has at most ``max_nodes`` op nodes (at level
+    "step": boxes), at least 1; None if the graph has no time steps (then ``_elide_chain``
+    cuts it)."""
+    fitting = _fitting_max_steps(nodes, max_nodes, level)
     if fitting is None:
         return None, None
     k, _, longest = fitting
     first = "the first time step" if k == 1 else f"the first {k} time steps"
+    what = "op nodes" if level == "op" else "time-step boxes"
     warnings.warn(
-        f"draw_graph: the graph has {op_count} op nodes, more than max_nodes={max_nodes} "
-        f"that Graphviz lays out quickly, so only {first} and the last one of each "
+        f"draw_graph: the graph has {op_count} {what}, more than max_nodes={max_nodes} "
+        f"that make a readable picture, so only {first} and the last one of each "
         f"recurrent layer are drawn (max_steps={k}). Pass max_steps=<n> to draw more "
         f"steps (max_steps={longest} draws all {longest}) or raise max_nodes=; a full unroll "
         "this large is slow to lay out (the seed model: 1 s with clusters, 80 s with "
         "group=None); level='step' draws one box per step.", stacklevel=3)
-    note = (f"{op_count} op nodes: time steps elided automatically (max_steps={k}); "
+    note = (f"{op_count} {what}: time steps elided automatically (max_steps={k}); "
             f"pass max_steps=<n> or max_nodes=<n> to draw more")
     return k, note
 
 
-def _elide_chain(nodes: list[_Node], edges: list[tuple[str, str]], max_nodes: int
-                 ) -> tuple[list[_Node], list[tuple[str, str]], str]:
+def _elide_chain(nodes: list[Node], edges: list[tuple[str, str]], max_nodes: int
+                 ) -> tuple[list[Node], list[tuple[str, str]], str]:
     """Keep the first and the last ``max_nodes // 2`` op nodes (in the order they were
     computed: in a loop, its first and last steps) and draw the ones between as one node;
     a leaf that only they use goes with them. For graphs with no time steps to elide."""
@@ -264,7 +283,7 @@ def _elide_chain(nodes: list[_Node], edges: list[tuple[str, str]], max_nodes: in
     count = sum(node.key in hidden for node in ops)
     label = (f"… {count} ops elided: the graph has {len(ops)} op nodes and no time steps;\\n"
              "run each step of a loop inside `with mt.scope(step=t):` and pass max_steps=<n>")
-    elided = _Node("elided_ops", "elided", label, None, None)
+    elided = Node("elided_ops", "elided", label, None, None)
     kept = [node for node in nodes if node.key not in hidden]
     first_hidden = next(i for i, node in enumerate(nodes) if node.key in hidden)
     kept.insert(sum(1 for node in nodes[:first_hidden] if node.key not in hidden), elided)
@@ -280,7 +299,7 @@ def _elide_chain(nodes: list[_Node], edges: list[tuple[str, str]], max_nodes: in
     return kept, list(dict.fromkeys(e for e in rerouted if e[0] != e[1])), note
 
 
-def _check_value_picture_size(nodes: list[_Node], edges: list[tuple[str, str]],
+def _check_value_picture_size(nodes: list[Node], edges: list[tuple[str, str]],
                               max_steps: int | None, max_nodes: int) -> None:
     """show_values is for small pictures: refuse, saying what to pass, above ``max_nodes``."""
     drawn = nodes if max_steps is None else _elide(nodes, edges, max_steps)[0]
@@ -297,27 +316,27 @@ def _check_value_picture_size(nodes: list[_Node], edges: list[tuple[str, str]],
         f"max_nodes=<n>.")
 
 
-def _elide(nodes: list[_Node], edges: list[tuple[str, str]],
-           max_steps: int) -> tuple[list[_Node], list[tuple[str, str]]]:
+def _elide(nodes: list[Node], edges: list[tuple[str, str]],
+           max_steps: int) -> tuple[list[Node], list[tuple[str, str]]]:
     """Replace the steps after the first ``max_steps`` (but the last) by one node per layer.
 
     Edges into or out of elided nodes are rerouted to the elision node, so no
     edge points at a node that is not drawn.
     """
-    stand_in: dict[tuple[str | None, int], _Node] = {}
+    stand_in: dict[tuple[str | None, int], Node] = {}
     for index, (scope, steps) in enumerate(_ops_per_step(nodes).items()):
         hidden = sorted(steps)[max_steps:-1]
         if not hidden:
             continue
         span = f"t={hidden[0]}" + (f"..{hidden[-1]}" if len(hidden) > 1 else "")
         plural = "s" if len(hidden) > 1 else ""
-        elided = _Node(f"elided{index}", "elided", f"… {len(hidden)} step{plural} ({span}) "
+        elided = Node(f"elided{index}", "elided", f"… {len(hidden)} step{plural} ({span}) "
                        "elided", scope, None, hidden[0])
         for step in hidden:
             stand_in[scope, step] = elided
     if not stand_in:
         return nodes, edges
-    kept: list[_Node] = []
+    kept: list[Node] = []
     moved: dict[str, str] = {}
     placed: set[str] = set()
     for node in nodes:
@@ -335,8 +354,8 @@ def _elide(nodes: list[_Node], edges: list[tuple[str, str]],
 
 # -- values used at every time step ---------------------------------------------------------
 
-def _route_buses(nodes: list[_Node], edges: list[tuple[str, str]]
-                 ) -> tuple[list[_Node], list[tuple[str, str, str]]]:
+def _route_buses(nodes: list[Node], edges: list[tuple[str, str]]
+                 ) -> tuple[list[Node], list[tuple[str, str, str]]]:
     """Edges as (source, target, kind), with one bus for each value used by many time steps.
 
     A parameter (or a layer-level value such as an input projection of all
@@ -352,8 +371,8 @@ def _route_buses(nodes: list[_Node], edges: list[tuple[str, str]]
         scope_rank.setdefault(node.scope, len(scope_rank))
     position = {node.key: index for index, node in enumerate(nodes)}
     routed: list[tuple[str, str, str]] = []
-    step_users: dict[str, list[_Node]] = defaultdict(list)
-    loose_users: dict[str, list[_Node]] = defaultdict(list)  # users with no time step
+    step_users: dict[str, list[Node]] = defaultdict(list)
+    loose_users: dict[str, list[Node]] = defaultdict(list)  # users with no time step
     for source, target in edges:
         user = by_key[target]
         in_steps = user.step is not None or user.kind == "elided"
@@ -368,11 +387,11 @@ def _route_buses(nodes: list[_Node], edges: list[tuple[str, str]]
             routed.extend((source, user.key, "") for user in users)
         else:  # e.g. the weight of a hand-written loop: each use is a station of its own
             step_users[source].extend(users)
-    taps: list[_Node] = []
+    taps: list[Node] = []
     for source, users in step_users.items():
         # A station is one step cluster (all its users share one tap), one elision node,
         # or one user without a time step.
-        stations: dict[tuple, list[_Node]] = defaultdict(list)
+        stations: dict[tuple, list[Node]] = defaultdict(list)
         for user in users:
             if user.kind == "elided":
                 station = (scope_rank[user.scope], user.at_step or 0, position[user.key])
@@ -391,7 +410,7 @@ def _route_buses(nodes: list[_Node], edges: list[tuple[str, str]]
             if first.kind == "elided":
                 line.append(first.key)
                 continue
-            tap = _Node(f"tap{len(taps)}", f"{tone}-tap", "", first.scope, first.step)
+            tap = Node(f"tap{len(taps)}", f"{tone}-tap", "", first.scope, first.step)
             taps.append(tap)
             line.append(tap.key)
             routed.extend((tap.key, user.key, f"{tone}-branch") for user in stations[station])
@@ -410,15 +429,22 @@ _EDGE_STYLE = {
     "param-branch": {"color": _PARAM_COLOR},
     "data-bus": {"color": _DATA_COLOR, "arrowhead": "none"},
     "data-branch": {},
+    "state": {"weight": "8"},  # from one time step to the next: kept short and straight
 }
 
 
-def _add_node(graph: graphviz.Digraph, node: _Node) -> None:
-    graph.node(node.key, node.label, _attributes={"class": node.kind}, **_STYLE[node.kind])
+def _add_node(graph: graphviz.Digraph, node: Node) -> None:
+    # Boxes of one layer's time steps share a `group`: dot keeps such a chain straight.
+    straight = {"group": node.scope or ""} if node.kind in ("step", "elided") else {}
+    graph.node(node.key, node.label, _attributes={"class": node.kind}, **straight,
+               **_STYLE[node.kind])
 
 
-def _emit(nodes: list[_Node], edges: list[tuple[str, str, str]], group: str | None,
-          rankdir: str, note: str | None) -> Graph:
+def _emit(nodes: list[Node], edges: list[tuple[str, str, str, str]], group: str | None,
+          rankdir: str, note: str | None, leaves_beside_first: bool = False) -> Graph:
+    """The DOT graph; edges are (source, target, kind, label). ``leaves_beside_first``:
+    a layer's parameters and inputs share the rank of its first box, so they don't
+    stretch the layer's cluster up beside the layers before it."""
     graph = Graph("microtensor", graph_attr={"rankdir": rankdir, "fontname": "Helvetica"},
                   node_attr={"fontname": "Helvetica", "fontsize": "10", "height": "0.3"},
                   edge_attr={"color": "#5b6b7f", "arrowsize": "0.6"})
@@ -428,17 +454,18 @@ def _emit(nodes: list[_Node], edges: list[tuple[str, str, str]], group: str | No
         for node in nodes:
             _add_node(graph, node)
     else:
-        _emit_clusters(graph, nodes)
+        _emit_clusters(graph, nodes, leaves_beside_first)
     # Edges go last, at the top level: an edge written inside a cluster would pull
     # both of its ends into that cluster.
-    for source, target, kind in edges:
-        graph.edge(source, target, **_EDGE_STYLE[kind])
+    for source, target, kind, label in edges:
+        graph.edge(source, target, **({"label": label} if label else {}), **_EDGE_STYLE[kind])
     return graph
 
 
-def _emit_clusters(graph: graphviz.Digraph, nodes: list[_Node]) -> None:
+def _emit_clusters(graph: graphviz.Digraph, nodes: list[Node],
+                   leaves_beside_first: bool = False) -> None:
     """One cluster per layer (scope), and inside it one per time step."""
-    layers: dict[str | None, tuple[list[_Node], dict[int, list[_Node]]]] = {}
+    layers: dict[str | None, tuple[list[Node], dict[int, list[Node]]]] = {}
     for node in nodes:
         if node.scope is None and node.step is None:
             _add_node(graph, node)
@@ -450,6 +477,13 @@ def _emit_clusters(graph: graphviz.Digraph, nodes: list[_Node]) -> None:
             layer.attr(label=scope or "", style="rounded", color="#9aa7b8", fontsize="12")
             for node in loose:
                 _add_node(layer, node)
+            boxes = [node for node in loose if node.kind not in ("param", "data")]
+            params = [node for node in loose if node.kind == "param"]
+            if leaves_beside_first and boxes and params:
+                with layer.subgraph() as row:
+                    row.attr(rank="same")
+                    for node in [boxes[0], *params]:
+                        row.node(node.key)
             for j, (step, members) in enumerate(sorted(steps.items())):
                 with layer.subgraph(name=f"cluster_{i}_{j}") as box:
                     box.attr(label=f"{scope} · t={step}" if scope else f"t={step}",

@@ -70,7 +70,10 @@ def _format(op: str, tensor: Tensor, args: list[tuple[str, int]]) -> tuple[str, 
         return f"-{wrapped(args[0], _POWER)}", 3
     if op == "getitem" and _op_args(tensor):
         return wrapped(args[0], _ATOM) + index_text(_op_args(tensor)[0]), _ATOM
-    return f"{op}({', '.join(a[0] for a in args)})", _ATOM
+    texts = [a[0] for a in args]
+    if len(texts) > 4:  # stack(h_1, h_2, …, h_50)
+        texts = [*texts[:2], "…", texts[-1]]
+    return f"{op}({', '.join(texts)})", _ATOM
 
 
 def op_label(tensor: Tensor, root: Tensor, users: list[Tensor]) -> str:
@@ -115,7 +118,8 @@ def equation(tensor: Tensor, root: Tensor, inline: Callable[[Tensor], bool],
             stack.extend((p, False) for p in node.parents if id(p) not in done)
         else:
             text, strength = _format(node.op, node, [done[id(p)] for p in node.parents])
-            if len(text) > MAX_EQUATION:
+            if len(text) > 2 * MAX_EQUATION:  # a long unnamed chain: no use building it all
                 text, strength = f"{node.op}(…)", _ATOM
             done[id(node)] = (text, strength)
-    return done[id(tensor)][0]
+    text = done[id(tensor)][0]
+    return text if len(text) <= MAX_EQUATION else text[:MAX_EQUATION - 1] + "…"
