@@ -447,7 +447,8 @@ def _emit(nodes: list[Node], edges: list[tuple[str, str, str, str]], group: str 
     stretch the layer's cluster up beside the layers before it."""
     graph = Graph("microtensor", graph_attr={"rankdir": rankdir, "fontname": "Helvetica"},
                   node_attr={"fontname": "Helvetica", "fontsize": "10", "height": "0.3"},
-                  edge_attr={"color": "#5b6b7f", "arrowsize": "0.6"})
+                  edge_attr={"color": "#5b6b7f", "arrowsize": "0.6", "fontname": "Helvetica",
+                             "fontsize": "10"})
     if note:
         graph.attr(label=note, labelloc="t", fontcolor="#a8323e")
     if group is None:

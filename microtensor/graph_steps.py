@@ -22,9 +22,10 @@ from .tensor import Tensor
 Group = tuple[str | None, int | None, int]
 PARAMS = -1  # the phase of a layer's weights, drawn as one node
 
-def _groups(nodes: list[Node]) -> dict[str, Group]:
+def _groups(nodes: list[Node], edges: list[tuple[str, str]]) -> dict[str, Group]:
     """The box each node goes into, by key; nodes drawn as themselves (parameters,
-    inputs, elisions) have none."""
+    named inputs, elisions) have none. An unnamed input used by one box only (the slice
+    ``x[:, t]`` of a hand-written loop) goes into that box."""
     first_step: dict[str | None, int] = {}
     for index, node in enumerate(nodes):
         if node.step is not None or node.kind == "elided":
@@ -36,6 +37,14 @@ def _groups(nodes: list[Node]) -> dict[str, Group]:
             groups[node.key] = (node.scope, node.step, int(after))
         elif node.kind == "param":  # all of a layer's weights: one node
             groups[node.key] = (node.scope, None, PARAMS)
+    users: dict[str, set[Group | None]] = defaultdict(set)
+    for source, target in edges:
+        users[source].add(groups.get(target))
+    for node in nodes:
+        if (node.kind == "data" and node.key not in groups and node.tensor is not None
+                and not node.tensor.name and len(users[node.key]) == 1
+                and None not in users[node.key]):
+            groups[node.key] = next(iter(users[node.key]))
     return groups
 
 
@@ -75,10 +84,12 @@ def _equations(members: list[Node], exported: set[int], root: Tensor,
         if tensor.is_leaf or not (tensor.name or id(tensor) in exported):
             continue
         text = equation(tensor, root, inline, lambda t: _reference(t, step))
-        if tensor is root:
+        if tensor.name:
+            lines.append(f"{display_name(tensor)} = {text}")
+        elif tensor is root:
             lines.append(f"{'loss' if tensor.ndim == 0 else 'output'} = {text}")
         else:
-            lines.append(f"{display_name(tensor)} = {text}" if tensor.name else text)
+            lines.append(text)
     return lines
 
 
@@ -87,7 +98,7 @@ def step_boxes(nodes: list[Node], edges: list[tuple[str, str]], root: Tensor
     """Fold the op nodes into one box per (layer, step). Edges come back as
     (source, target, kind, label): kind "" for data flow, "param-branch" for a parameter."""
     by_key = {node.key: node for node in nodes}
-    group_of = _groups(nodes)
+    group_of = _groups(nodes, edges)
     members: dict[Group, list[Node]] = defaultdict(list)
     for node in nodes:
         if node.key in group_of:
