@@ -1,6 +1,5 @@
 """microtensor: a small, readable reverse-mode autograd on numpy."""
 
-from . import operators  # noqa: F401  (gives Tensor its operators and methods)
 from .context import (
     enable_grad,
     get_default_dtype,
@@ -9,20 +8,43 @@ from .context import (
     scope,
     set_default_dtype,
 )
-from .functional import log_softmax, logsumexp, softmax
+from .errors import FreedValueError, ShapeError
+from .functional import (
+    clip,
+    concatenate,
+    exp,
+    log,
+    log_softmax,
+    logsumexp,
+    matmul,
+    maximum,
+    relu,
+    sigmoid,
+    softmax,
+    stack,
+    tanh,
+    where,
+)
 from .gradcheck import GradcheckError, gradcheck
-from .graph import GraphvizNotFoundError, draw_graph
-from .ops import clip, exp, log, matmul, maximum, relu, sigmoid, tanh, unbroadcast, where
-from .shape_ops import concatenate, stack
-from .tensor import FreedValueError, ShapeError, Tensor, topological_order
-from .values import freeing_intermediates, is_freed, keep_values
+from .ops import unbroadcast
+from .speedups import freeing_intermediates, freeing_values, plain_engine
+from .tensor import Tensor, topological_order
 
 __all__ = [
-    "FreedValueError", "GradcheckError", "ShapeError", "Tensor", "clip", "concatenate",
-    "enable_grad", "exp",
-    "get_default_dtype", "gradcheck", "is_grad_enabled", "log", "log_softmax", "logsumexp",
-    "matmul", "maximum", "no_grad", "relu", "scope", "set_default_dtype", "sigmoid", "softmax",
-    "stack", "tanh", "topological_order", "unbroadcast", "where", "draw_graph",
-    "GraphvizNotFoundError", "freeing_intermediates", "is_freed", "keep_values",
+    "FreedValueError", "GradcheckError", "GraphvizNotFoundError", "GraphvizTimeoutError",
+    "ShapeError", "Tensor",
+    "clip", "concatenate", "draw_graph", "enable_grad", "exp", "freeing_intermediates",
+    "freeing_values", "get_default_dtype", "gradcheck", "is_grad_enabled", "log",
+    "log_softmax", "logsumexp", "matmul", "maximum", "no_grad", "plain_engine", "relu", "scope",
+    "set_default_dtype", "sigmoid", "softmax", "stack", "tanh", "topological_order",
+    "unbroadcast", "where",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """Drawing loads graphviz (and graph.py) only when first asked for."""
+    if name in ("draw_graph", "GraphvizNotFoundError", "GraphvizTimeoutError"):
+        from . import graph
+        return getattr(graph, name)
+    raise AttributeError(f"module 'microtensor' has no attribute {name!r}")

@@ -1,32 +1,39 @@
-"""Global switches that every new tensor reads: grad mode, default dtype, and
-the (layer, time step) tag that lets the graph renderer group nodes.
+"""Switches that every new tensor reads: grad mode, the default dtype, and the
+(layer, time step) tag that lets pictures and ``model.record`` find a node.
 
-Kept in one small module so the hot path reads plain module attributes.
+Grad mode and the tag belong to the thread that sets them, as in torch: a
+``predict`` in one thread (under ``no_grad``) leaves a ``fit`` in another
+recording its graph. The default dtype is one setting for the whole process.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 
 
-class _State:
+class _ThreadState(threading.local):
+    # Class attributes are each new thread's starting values.
     grad_enabled: bool = True
-    default_dtype: np.dtype = np.dtype(np.float32)
     scope: str | None = None  # name of the layer currently running, e.g. "lstm1"
     step: int | None = None  # time step inside a recurrent layer
-    # values.freeing_intermediates: the graph tensors recorded in the innermost call, how
-    # many the calls around it hold, and whether freeing has started in this graph.
-    recorded: list | None = None
-    recorded_around: int = 0
-    freeing_started: bool = False
-    keep_values: bool = False  # values.keep_values(): free no intermediate values
+    free_values: bool = False  # speedups.freeing_values(): drop values no backward needs
+    plain_engine: bool = False  # speedups.plain_engine(): none of that module's machinery
+
+    def __init__(self) -> None:
+        self.made: list = []  # inside freeing_values(): graph tensors the calls under way made
 
 
-state = _State()
+class _ProcessState:
+    default_dtype: np.dtype = np.dtype(np.float32)
+
+
+state = _ThreadState()
+process = _ProcessState()
 
 
 class _GradMode:
@@ -92,20 +99,20 @@ def set_default_dtype(dtype) -> None:
     dtype = np.dtype(dtype)
     if dtype.kind != "f":
         raise TypeError(f"set_default_dtype: expected a floating dtype, got {dtype}")
-    state.default_dtype = dtype
+    process.default_dtype = dtype
 
 
 def get_default_dtype() -> np.dtype:
-    return state.default_dtype
+    return process.default_dtype
 
 
 class scope:  # noqa: N801 - used like a function: `with mt.scope("lstm1"):`
     """Tag every tensor made inside with a layer name and/or a time step.
 
-    Layers use it so that ``draw_graph(group="module")`` can draw one cluster
-    per layer and one per time step. A nested scope without a name keeps the
-    outer name (a time step inside a layer). A plain class rather than a
-    generator: a recurrent layer enters one per time step.
+    Layers use it so that pictures draw one cluster per layer and one per time
+    step, and so that ``model.record`` finds "lstm1's f at step 3". A nested
+    scope without a name keeps the outer name (a time step inside a layer).
+    Your own loops can use it too: ``with mt.scope(step=t): h = cell(x[:, t], h)``.
     """
 
     __slots__ = ("name", "step", "_previous")

@@ -1,26 +1,113 @@
-"""Functions composed from primitives: their gradients come from the ops they use."""
+"""The ops as functions (``mt.exp(x)``, ``mt.stack(ts)``), and functions composed from them
+(softmax and friends), whose gradients come from the ops they use."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from . import ops
-from .tensor import Tensor
+from . import ops, shape_ops
+from .errors import ShapeError
+from .ops import reduced_axes
+from .tensor import Tensor, apply, as_tensor, as_tensors
+from .tensor import matmul as matmul  # noqa: PLC0414 - re-exported: mt.matmul
+
+# -- the primitive ops, called as functions -------------------------------------------------
 
 
-def _max_of(x: Tensor, axis: int | tuple[int, ...]) -> Tensor:
-    """The max along ``axis`` as a constant: subtracted before exp so nothing overflows.
+def exp(x) -> Tensor:
+    return as_tensor(x).exp()
+
+
+def log(x) -> Tensor:
+    return as_tensor(x).log()
+
+
+def sigmoid(x) -> Tensor:
+    return as_tensor(x).sigmoid()
+
+
+def tanh(x) -> Tensor:
+    return as_tensor(x).tanh()
+
+
+def relu(x) -> Tensor:
+    return as_tensor(x).relu()
+
+
+def clip(x, low=None, high=None) -> Tensor:
+    return as_tensor(x).clip(low, high)
+
+
+def maximum(a, b) -> Tensor:
+    """Elementwise max; where the two are equal each gets half the gradient (as torch)."""
+    return apply(ops.maximum, a, b)
+
+
+def where(condition, a, b) -> Tensor:
+    """``a`` where ``condition`` holds, else ``b`` (condition is a plain boolean array)."""
+    if isinstance(condition, Tensor):
+        condition = condition.numpy()
+    # A copy: the caller changing the array after the forward pass must not change the gradient.
+    condition = np.array(condition, dtype=bool)
+    a, b = as_tensors("where", (a, b))
+    try:
+        np.broadcast_shapes(condition.shape, a.shape, b.shape)
+    except ValueError:
+        raise ShapeError(f"where: condition {condition.shape}, a {a.shape} and b {b.shape} "
+                         "can't be broadcast together") from None
+    return apply(ops.where, a, b, condition=condition)
+
+
+def _check_joinable(op: str, tensors: tuple[Tensor, ...], axis: int, same_shape: bool) -> int:
+    """``axis`` as a non-negative number, once the shapes are known to fit together."""
+    if not tensors:
+        raise ValueError(f"{op}: needs at least one tensor")
+    first = tensors[0].shape
+    rank = len(first) + same_shape  # stack adds an axis
+    if not -rank <= axis < rank:
+        raise ShapeError(f"{op}: axis {axis} is out of range for tensors of shape {first}")
+    for t in tensors[1:]:
+        if same_shape:
+            bad = t.shape != first
+        else:
+            bad = len(t.shape) != len(first) or any(
+                x != y for i, (x, y) in enumerate(zip(t.shape, first, strict=True))
+                if i != axis % len(first))
+        if bad:
+            expected = "equal shapes" if same_shape else f"equal shapes except on axis {axis}"
+            raise ShapeError(f"{op}: shapes {first} and {t.shape} differ; expected {expected}")
+    return axis % rank
+
+
+def concatenate(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    tensors = tuple(as_tensor(t) for t in tensors)
+    axis = _check_joinable("concatenate", tensors, axis, same_shape=False)
+    return apply(shape_ops.concatenate, *tensors, axis=axis)
+
+
+def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    tensors = tuple(as_tensor(t) for t in tensors)
+    axis = _check_joinable("stack", tensors, axis, same_shape=True)
+    return apply(shape_ops.stack, *tensors, axis=axis)
+
+
+# -- composed from the ops ------------------------------------------------------------------
+
+def _max_of(x: Tensor, axes: tuple[int, ...]) -> Tensor:
+    """The max along ``axes`` as a constant: subtracted before exp so nothing overflows.
     Its gradient contributions would cancel exactly, so it needs none. An infinite max
     shifts by 0 instead (inf - inf would be NaN; torch gives -inf or inf there)."""
-    shift = x.data.max(axis=axis, keepdims=True)
+    shift = x.data.max(axis=axes, keepdims=True)
     return Tensor(np.where(np.isfinite(shift), shift, 0), dtype=x.dtype)
 
 
 def logsumexp(x: Tensor, axis: int | tuple[int, ...] = -1, keepdims: bool = False) -> Tensor:
     """log(sum(exp(x))) along ``axis``, shifted by the max so exp cannot overflow."""
-    axes = ops.reduced_axes(axis, x.ndim, "logsumexp")
+    axes = reduced_axes(axis, x.ndim, "logsumexp")
     shift = _max_of(x, axes)
-    out = ops.log(ops.exp(x - shift).sum(axis=axes, keepdims=True)) + shift
+    out = log(exp(x - shift).sum(axis=axes, keepdims=True)) + shift
     return out if keepdims else out.reshape(tuple(n for i, n in enumerate(out.shape)
                                                    if i not in axes))
 
@@ -32,5 +119,7 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """exp(x) / sum(exp(x)) along ``axis``, numerically stable. Shape of ``x``."""
-    e = ops.exp(x - _max_of(x, axis))
-    return e / e.sum(axis=axis, keepdims=True)
+    x = as_tensor(x)
+    axes = reduced_axes(axis, x.ndim, "softmax")
+    e = exp(x - _max_of(x, axes))
+    return e / e.sum(axis=axes, keepdims=True)

@@ -29,17 +29,21 @@ from itertools import accumulate
 
 import graphviz
 
-from .graph_labels import display_name, is_folded_constant, op_label
+from .graph_labels import display_name, is_folded_constant, op_label, slice_start
 from .graph_nodes import Node
-from .graph_render import Graph, GraphvizNotFoundError, render  # noqa: F401  (re-exported)
+from .graph_render import (  # noqa: F401  (re-exported)
+    Graph,
+    GraphvizNotFoundError,
+    GraphvizTimeoutError,
+    render,
+)
 from .graph_steps import step_boxes
 from .graph_values import freed_notes, values_label
 from .tensor import Tensor, topological_order
-from .values import SMALL_GRAPH
 
 MAX_NODES = 300  # op nodes that `dot` lays out in about a second or two
 MAX_STEP_BOXES = 24  # boxes of level="step" that still make a picture one can take in
-MAX_VALUE_NODES = SMALL_GRAPH  # op nodes whose values still make a readable picture
+MAX_VALUE_NODES = 100  # op nodes whose values still make a readable picture
 LOOSE_BUS_USERS = 4  # a value used by this many ops outside time steps is drawn as a bus
 
 _STYLE: dict[str, dict[str, str]] = {
@@ -164,6 +168,25 @@ def _describe(tensor: Tensor, root: Tensor, show_shapes: bool,
     return "data", f"{name} {shape}".strip(), tensor.scope
 
 
+def _in_time_order(root: Tensor) -> list[Tensor]:
+    """The tensors ``root`` depends on, parents first, each as late as it can come (sorted
+    by the longest path from it to ``root``, longest first): a loop's ops step after step,
+    each beside its use, which decides what comes first in the picture and which ops an
+    elision keeps. Ties (the four gates of one step) go by the slice they come from:
+    z[:, 0:3] before z[:, 3:6], as a layer computes i before f."""
+    order = topological_order(root)
+    height = {id(root): 0}
+    for tensor in reversed(order):  # users before parents
+        for parent in tensor.parents:
+            height[id(parent)] = max(height.get(id(parent), 0), height[id(tensor)] + 1)
+    tie: dict[int, int] = {}
+    for tensor in order:
+        first = tensor.parents[0] if tensor.parents else None
+        tie[id(tensor)] = (slice_start(tensor) if tensor.op == "getitem"
+                           else tie.get(id(first), 0))
+    return sorted(order, key=lambda tensor: (-height[id(tensor)], tie[id(tensor)]))
+
+
 def _collect(root: Tensor, show_shapes: bool, show_values: bool = False
              ) -> tuple[list[Node], list[tuple[str, str]], str | None]:
     """Nodes in visit order with ids n0, n1, ... and edges (parent id, child id), and a note
@@ -173,7 +196,7 @@ def _collect(root: Tensor, show_shapes: bool, show_values: bool = False
     order: list[Tensor] = []
     seen: set[int] = set()
     users: dict[int, list[Tensor]] = defaultdict(list)
-    for tensor in topological_order(root):
+    for tensor in _in_time_order(root):
         for parent in tensor.parents:
             users[id(parent)].append(tensor)
             if id(parent) not in seen and not is_folded_constant(parent, root):

@@ -50,8 +50,18 @@ def index_text(index: object) -> str:
     return "[" + ", ".join(one(p) for p in parts) + "]"
 
 
-def _op_args(tensor: Tensor) -> tuple:
-    return getattr(tensor, "op_args", ())
+def slice_start(tensor: Tensor) -> int:
+    """Where the last part of a getitem's index starts: 3 for z[:, 3:6], 2 for x[2]."""
+    index = _op_arg(tensor, "index")
+    part = (index[-1] if index else None) if isinstance(index, tuple) else index
+    if isinstance(part, slice):
+        return part.start or 0
+    return part if isinstance(part, int) else 0
+
+
+def _op_arg(tensor: Tensor, name: str):
+    """A constant the op was called with (``exponent``, ``index``), or None."""
+    return getattr(tensor, "op_args", {}).get(name)
 
 
 def _format(op: str, tensor: Tensor, args: list[tuple[str, int]]) -> tuple[str, int]:
@@ -64,12 +74,12 @@ def _format(op: str, tensor: Tensor, args: list[tuple[str, int]]) -> tuple[str, 
         # Left-associative: the right operand of - and / needs brackets at equal strength.
         right = strength + (op in ("sub", "div", "matmul"))
         return f"{wrapped(args[0], strength)} {symbol} {wrapped(args[1], right)}", strength
-    if op == "pow" and _op_args(tensor):
-        return f"{wrapped(args[0], _ATOM)} ** {_op_args(tensor)[0]:g}", _POWER
+    if op == "power" and _op_arg(tensor, "exponent") is not None:
+        return f"{wrapped(args[0], _ATOM)} ** {_op_arg(tensor, 'exponent'):g}", _POWER
     if op == "neg":
         return f"-{wrapped(args[0], _POWER)}", 3
-    if op == "getitem" and _op_args(tensor):
-        return wrapped(args[0], _ATOM) + index_text(_op_args(tensor)[0]), _ATOM
+    if op == "getitem" and _op_arg(tensor, "index") is not None:
+        return wrapped(args[0], _ATOM) + index_text(_op_arg(tensor, "index")), _ATOM
     texts = [a[0] for a in args]
     if len(texts) > 4:  # stack(h_1, h_2, …, h_50)
         texts = [*texts[:2], "…", texts[-1]]
@@ -82,13 +92,13 @@ def op_label(tensor: Tensor, root: Tensor, users: list[Tensor]) -> str:
     parents = tensor.parents
     constants = [is_folded_constant(p, root) for p in parents]
     names = [display_name(p) for p in parents]
-    if tensor.op == "getitem" and _op_args(tensor):
-        text = (names[0] or "·") + index_text(_op_args(tensor)[0])
+    if tensor.op == "getitem" and _op_arg(tensor, "index") is not None:
+        text = (names[0] or "·") + index_text(_op_arg(tensor, "index"))
         if not tensor.name and len(users) == 1 and display_name(users[0]):
             text += f" → {display_name(users[0])}"
         return text
-    if tensor.op == "pow" and _op_args(tensor):
-        return f"pow({names[0] or '·'}, {_op_args(tensor)[0]:g})"
+    if tensor.op == "power" and _op_arg(tensor, "exponent") is not None:
+        return f"pow({names[0] or '·'}, {_op_arg(tensor, 'exponent'):g})"
     if not any(names):
         if not any(constants):
             return tensor.op

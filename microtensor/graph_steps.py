@@ -24,20 +24,25 @@ PARAMS = -1  # the phase of a layer's weights, drawn as one node
 
 def _groups(nodes: list[Node], edges: list[tuple[str, str]]) -> dict[str, Group]:
     """The box each node goes into, by key; nodes drawn as themselves (parameters,
-    named inputs, elisions) have none. An unnamed input used by one box only (the slice
-    ``x[:, t]`` of a hand-written loop) goes into that box."""
-    first_step: dict[str | None, int] = {}
-    for index, node in enumerate(nodes):
-        if node.step is not None or node.kind == "elided":
-            first_step.setdefault(node.scope, index)
-    groups = {}
-    for index, node in enumerate(nodes):
+    named inputs, elisions) have none. A layer's op that depends on one of its steps
+    (stacking their outputs) goes into its box "after the time steps". An unnamed input
+    used by one box only (the slice ``x[:, t]`` of a hand-written loop) goes into that box."""
+    by_key = {node.key: node for node in nodes}
+    parents: dict[str, list[Node]] = defaultdict(list)
+    users: dict[str, set[Group | None]] = defaultdict(set)
+    for source, target in edges:
+        parents[target].append(by_key[source])
+    after_steps: set[str] = set()  # nodes whose value depends on a step of their own layer
+    groups: dict[str, Group] = {}
+    for node in nodes:  # parents first
+        if any(p.scope == node.scope and (p.step is not None or p.kind == "elided"
+                                         or p.key in after_steps) for p in parents[node.key]):
+            after_steps.add(node.key)
         if node.is_op or (node.kind == "data" and node.step is not None):
-            after = node.step is None and index > first_step.get(node.scope, len(nodes))
+            after = node.step is None and node.key in after_steps
             groups[node.key] = (node.scope, node.step, int(after))
         elif node.kind == "param":  # all of a layer's weights: one node
             groups[node.key] = (node.scope, None, PARAMS)
-    users: dict[str, set[Group | None]] = defaultdict(set)
     for source, target in edges:
         users[source].add(groups.get(target))
     for node in nodes:
@@ -46,6 +51,15 @@ def _groups(nodes: list[Node], edges: list[tuple[str, str]]) -> dict[str, Group]
                 and None not in users[node.key]):
             groups[node.key] = next(iter(users[node.key]))
     return groups
+
+
+def _in_order(groups: list[Group], scopes: list[str | None]) -> list[Group]:
+    """Each layer's weights, its box before the steps, the steps in time, the box after."""
+    def key(group: Group) -> tuple:
+        scope, step, phase = group
+        place = 0 if phase == PARAMS else 3 if phase else 1 if step is None else 2
+        return scopes.index(scope), place, step or 0
+    return sorted(groups, key=key)
 
 
 def _title(group: Group, has_steps: bool) -> str:
@@ -78,8 +92,13 @@ def _equations(members: list[Node], exported: set[int], root: Tensor,
         return (id(tensor) in inside and not tensor.is_leaf and not tensor.name
                 and id(tensor) not in exported)
 
-    lines = []
+    # In the order the equations are written: each after everything it reads in the box.
+    depth: dict[int, int] = {}
     for node in members:
+        depth[id(node.tensor)] = 1 + max((depth.get(id(p), 0) for p in node.tensor.parents),
+                                         default=0)
+    lines = []
+    for node in sorted(members, key=lambda node: depth[id(node.tensor)]):
         tensor = node.tensor
         if tensor.is_leaf or not (tensor.name or id(tensor) in exported):
             continue
@@ -103,6 +122,8 @@ def step_boxes(nodes: list[Node], edges: list[tuple[str, str]], root: Tensor
     for node in nodes:
         if node.key in group_of:
             members[group_of[node.key]].append(node)
+    scopes = list(dict.fromkeys(node.scope for node in nodes))
+    members = {group: members[group] for group in _in_order(list(members), scopes)}
     box_key = {group: f"s{index}" for index, group in enumerate(members)}
     stepped = {scope for scope, step, _ in members if step is not None}
 
@@ -132,15 +153,7 @@ def step_boxes(nodes: list[Node], edges: list[tuple[str, str]], root: Tensor
         label = _title(group, group[0] in stepped) + "\\n" + "".join(line + "\\l" for line in lines)
         kind = "output" if any(node.tensor is root for node in group_members) else "step"
         boxes[group] = Node(box_key[group], kind, label, group[0], None)
-    drawn: list[Node] = []
-    placed: set[Group] = set()
-    for node in nodes:
-        group = group_of.get(node.key)
-        if group is None:
-            drawn.append(node)
-        elif group not in placed:
-            placed.add(group)
-            drawn.append(boxes[group])
+    drawn = [node for node in nodes if node.key not in group_of] + list(boxes.values())
     step_boxes_keys = {box_key[g] for g in members if g[1] is not None}
     box_group = {key: group for group, key in box_key.items()}
 

@@ -13,8 +13,8 @@ from html import escape
 
 import numpy as np
 
+from .speedups import is_freed
 from .tensor import Tensor
-from .values import is_freed
 
 MAX_LISTED = 6  # arrays with more elements than this are summarised
 _GRAD_COLOR = "#a8323e"
@@ -41,7 +41,7 @@ def values_label(text: str, tensor: Tensor) -> str:
     """The HTML-like label: ``text`` (lines split at DOT's ``\\n``), then data and grad rows."""
     rows = [f"<TR><TD>{escape(line)}</TD></TR>" for line in text.split("\\n") if line]
     rows.append("<HR/>")
-    data = "freed" if is_freed(tensor) else array_text(tensor.data)
+    data = "freed" if is_freed(tensor.data) else array_text(tensor.data)
     rows.append(f'<TR><TD ALIGN="LEFT">data {escape(data)}</TD></TR>')
     if tensor.grad is not None:
         rows.append(f'<TR><TD ALIGN="LEFT"><FONT COLOR="{_GRAD_COLOR}">grad '
@@ -53,9 +53,9 @@ def values_label(text: str, tensor: Tensor) -> str:
 def freed_notes(tensors: list[Tensor]) -> list[str]:
     """Hints when intermediate values or gradients were freed, saying how to keep them."""
     notes = []
-    if any(is_freed(t) for t in tensors):
-        notes.append("layers freed the values of their intermediate tensors after the forward "
-                     "pass; run it inside `with mt.keep_values():` to see them")
+    if any(is_freed(t.data) for t in tensors):
+        notes.append("the forward pass ran inside mt.freeing_values(), which dropped the values "
+                     "of intermediate tensors; run it outside that block to see them")
     has_grads = any(t.is_leaf and t.grad is not None for t in tensors)
     if has_grads and any(not t.is_leaf and t.grad is None for t in tensors):
         notes.append("intermediate gradients were freed by backward(); "

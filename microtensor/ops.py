@@ -1,15 +1,15 @@
-"""The primitive ops: each computes its result and, right beside it, its gradient.
+"""The primitive ops, on numpy arrays: each returns its result and, beside it, its gradient.
 
-An op's ``backward(g)`` receives d(loss)/d(output) and adds d(loss)/d(input)
-into each input that requires grad. Elementwise ops broadcast like numpy;
-``unbroadcast`` sums the gradient back to each input's shape.
-Composite functions (softmax, losses, layers) are built from these.
+An op is a plain function of arrays. It returns ``(out, backward)``, where
+``backward(g)`` takes g = d loss / d out and returns d loss / d input, one per
+input, as the textbook writes them. ``Tensor`` (tensor.py) runs an op on its
+tensors' arrays and records the node; ``Tensor.backward`` calls the
+``backward`` functions in reverse order and adds up what they return. Where
+broadcasting stretched an input, the engine sums the gradient back to the
+input's shape (``unbroadcast``): no op has to.
 
-A backward reads only arrays it captured when the op ran (``x, y = a.data,
-b.data``), never ``.data`` of its inputs at backward time: layers free the
-values of intermediates once the forward pass is done with them
-(``values.freeing_intermediates``), and an array survives exactly when some
-backward captured it.
+Everything else (softmax, losses, layers) is composed from these ops, so its
+gradient comes from theirs.
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ import numbers
 
 import numpy as np
 
-from .tensor import ShapeError, Tensor, as_tensor
+from .errors import ShapeError
 
 Axis = int | tuple[int, ...] | None
-Operand = Tensor | np.ndarray | float  # plain numbers and arrays take the tensor's dtype
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -38,301 +37,138 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return grad
 
 
-def _pair(a: Operand, b: Operand) -> tuple[Tensor, Tensor]:
-    """Both operands as Tensors; a Python scalar or array takes the other's dtype."""
-    if not isinstance(a, Tensor):
-        a = as_tensor(a, b if isinstance(b, Tensor) else None)
-        return a, as_tensor(b, a)
-    if not isinstance(b, Tensor):
-        return a, as_tensor(b, a)
-    return a, b
+# -- elementwise arithmetic ----------------------------------------------------------
+
+def add(x, y):
+    return x + y, lambda g: (g, g)
 
 
-def _broadcast(op: str, fn: np.ufunc, a: Tensor, b: Tensor) -> np.ndarray:
-    try:
-        return fn(a.data, b.data)
-    except ValueError:
-        raise ShapeError(
-            f"{op}: shapes {a.shape} and {b.shape} can't be broadcast together "
-            "(numpy rules: trailing axes must be equal or 1)") from None
+def sub(x, y):
+    return x - y, lambda g: (g, -g)
 
 
-# -- elementwise arithmetic ------------------------------------------------------
-
-def add(a: Operand, b: Operand) -> Tensor:
-    a, b = _pair(a, b)
-    shape_a, shape_b = a.shape, b.shape
-
-    def backward(g: np.ndarray) -> None:
-        if a.requires_grad:
-            a._accumulate(unbroadcast(g, shape_a))
-        if b.requires_grad:
-            b._accumulate(unbroadcast(g, shape_b))
-    return Tensor._from_op(_broadcast("add", np.add, a, b), "add", (a, b), backward)
+def mul(x, y):
+    return x * y, lambda g: (g * y, g * x)
 
 
-def sub(a: Operand, b: Operand) -> Tensor:
-    a, b = _pair(a, b)
-    shape_a, shape_b = a.shape, b.shape
-
-    def backward(g: np.ndarray) -> None:
-        if a.requires_grad:
-            a._accumulate(unbroadcast(g, shape_a))
-        if b.requires_grad:
-            b._accumulate(unbroadcast(-g, shape_b))
-    return Tensor._from_op(_broadcast("sub", np.subtract, a, b), "sub", (a, b), backward)
+def div(x, y):
+    out = x / y
+    return out, lambda g: (g / y, -g * out / y)
 
 
-def mul(a: Operand, b: Operand) -> Tensor:
-    a, b = _pair(a, b)
-    x, y = a.data, b.data
-
-    def backward(g: np.ndarray) -> None:
-        if a.requires_grad:
-            a._accumulate(unbroadcast(g * y, x.shape))
-        if b.requires_grad:
-            b._accumulate(unbroadcast(g * x, y.shape))
-    return Tensor._from_op(_broadcast("mul", np.multiply, a, b), "mul", (a, b), backward)
+def neg(x):
+    return -x, lambda g: (-g,)
 
 
-def div(a: Operand, b: Operand) -> Tensor:
-    a, b = _pair(a, b)
-    out = _broadcast("div", np.true_divide, a, b)
-    shape_a, y = a.shape, b.data
-
-    def backward(g: np.ndarray) -> None:
-        g_over_b = g / y
-        if a.requires_grad:
-            a._accumulate(unbroadcast(g_over_b, shape_a))
-        if b.requires_grad:
-            b._accumulate(unbroadcast(-g_over_b * out, y.shape))
-    return Tensor._from_op(out, "div", (a, b), backward)
-
-
-def astype(a: Tensor, dtype) -> Tensor:
-    """``a``'s values in another dtype; the gradient comes back in ``a``'s own dtype."""
-    source = a.data.dtype
-
-    def backward(g: np.ndarray) -> None:
-        a._accumulate(g.astype(source))
-    return Tensor._from_op(a.data.astype(dtype), "astype", (a,), backward)
-
-
-def neg(a: Tensor) -> Tensor:
-    def backward(g: np.ndarray) -> None:
-        a._accumulate(-g)
-    return Tensor._from_op(-a.data, "neg", (a,), backward)
-
-
-def power(a: Tensor, exponent: float) -> Tensor:
-    """``a ** exponent`` for a scalar exponent."""
-    if not isinstance(exponent, numbers.Real):
-        raise TypeError(f"pow: only a scalar exponent is supported, got {type(exponent).__name__}")
-    if isinstance(exponent, np.generic):  # np.float64(2) would make a float32 tensor float64
-        exponent = exponent.item()
-    x = a.data
-
-    def backward(g: np.ndarray) -> None:
+def power(x, exponent: float):
+    """x ** p for a number p: d/dx = p * x ** (p - 1)."""
+    def backward(g):
         if exponent == 0:  # x ** 0 is 1 everywhere, also at 0 (where 0 * 0 ** -1 is NaN)
-            a._accumulate(np.zeros_like(g))
-        else:
-            a._accumulate(g * (exponent * x ** (exponent - 1)))
-    out = Tensor._from_op(x ** exponent, "pow", (a,), backward)
-    out.op_args = (exponent,)  # for the graph's label: pow(·, 2)
-    return out
+            return (np.zeros_like(g),)
+        return (g * exponent * x ** (exponent - 1),)
+    return x ** exponent, backward
 
 
-def maximum(a: Operand, b: Operand) -> Tensor:
+def astype(x, dtype):
+    """x's values in another dtype; the gradient goes back in x's own dtype."""
+    source = x.dtype
+    return x.astype(dtype), lambda g: (g.astype(source),)
+
+
+def maximum(x, y):
     """Elementwise max; where the two are equal each gets half the gradient (as torch)."""
-    a, b = _pair(a, b)
-    out = _broadcast("maximum", np.maximum, a, b)
-    x, y = a.data, b.data
-
-    def backward(g: np.ndarray) -> None:
-        share_a = (x > y) + 0.5 * (x == y)
-        if a.requires_grad:
-            a._accumulate(unbroadcast(g * share_a.astype(g.dtype), x.shape))
-        if b.requires_grad:
-            b._accumulate(unbroadcast(g * (1 - share_a).astype(g.dtype), y.shape))
-    return Tensor._from_op(out, "maximum", (a, b), backward)
+    share_x = ((x > y) + 0.5 * (x == y)).astype(np.result_type(x, y))
+    return np.maximum(x, y), lambda g: (g * share_x, g * (1 - share_x))
 
 
-def where(condition, a: Operand, b: Operand) -> Tensor:
-    """``a`` where ``condition`` holds, else ``b`` (condition is a plain boolean array)."""
-    if isinstance(condition, Tensor):
-        condition = condition._value("where: the condition")
-    # A copy: the caller changing the array after the forward pass must not change the gradient.
-    condition = np.array(condition, dtype=bool)
-    a, b = _pair(a, b)
-    try:
-        out = np.where(condition, a.data, b.data)
-    except ValueError:
-        raise ShapeError(f"where: condition {condition.shape}, a {a.shape} and b {b.shape} "
-                         "can't be broadcast together") from None
-    shape_a, shape_b = a.shape, b.shape
-
-    def backward(g: np.ndarray) -> None:
-        zero = np.zeros((), dtype=g.dtype)
-        if a.requires_grad:
-            a._accumulate(unbroadcast(np.where(condition, g, zero), shape_a))
-        if b.requires_grad:
-            b._accumulate(unbroadcast(np.where(condition, zero, g), shape_b))
-    return Tensor._from_op(out, "where", (a, b), backward)
+def where(x, y, condition: np.ndarray):
+    """x where ``condition`` holds, else y (condition is a constant boolean array)."""
+    def backward(g):
+        zero = np.zeros((), g.dtype)
+        return np.where(condition, g, zero), np.where(condition, zero, g)
+    return np.where(condition, x, y), backward
 
 
-def clip(a: Tensor, low: Operand | None, high: Operand | None) -> Tensor:
-    """Clamp into [low, high]; the gradient passes where the input was inside (as torch).
-
-    A bound may be None (no bound on that side) or an array that broadcasts with ``a``.
-    """
-    a = as_tensor(a)
-    x = a.data
-    low, high = (np.asarray(bound.data if isinstance(bound, Tensor) else bound,
-                            dtype=x.dtype if x.dtype.kind == "f" else None)
-                 for bound in (-np.inf if low is None else low, np.inf if high is None else high))
-    try:
-        out = np.clip(x, low, high)
-    except ValueError:
-        raise ShapeError(f"clip: bounds of shapes {low.shape} and {high.shape} can't be "
-                         f"broadcast with the tensor's shape {x.shape}") from None
-
-    def backward(g: np.ndarray) -> None:
-        a._accumulate(unbroadcast(g * ((x >= low) & (x <= high)), x.shape))
-    return Tensor._from_op(out, "clip", (a,), backward)
+def clip(x, low, high):
+    """Clamp into [low, high]; the gradient passes where x was inside (as torch)."""
+    inside = (x >= low) & (x <= high)
+    return np.clip(x, low, high), lambda g: (g * inside,)
 
 
-# -- nonlinearities ----------------------------------------------------------------
+# -- nonlinearities -------------------------------------------------------------------
 
-def _largest_exp_argument(dtype: type) -> np.floating:
-    """The largest x of this float type whose exp(x) is finite (log(max) rounded down)."""
-    x = np.log(np.finfo(dtype).max).astype(dtype)
-    with np.errstate(over="ignore"):
-        while not np.isfinite(np.exp(x)):
-            x = np.nextafter(x, dtype(-np.inf))
-    return x
-
-
-_FLOAT16 = np.dtype(np.float16)
-_LARGEST_EXP_ARGUMENT = {np.dtype(t): _largest_exp_argument(t) for t in (np.float32, np.float64)}
-
-
-def exp(a: Tensor) -> Tensor:
-    a = as_tensor(a)
+def exp(x):
     with np.errstate(over="ignore"):  # exp(1000) is inf, silently, as in torch
-        out = np.exp(a.data)
-
-    def backward(g: np.ndarray) -> None:
-        a._accumulate(g * out)
-    return Tensor._from_op(out, "exp", (a,), backward)
+        out = np.exp(x)
+    return out, lambda g: (g * out,)
 
 
-def log(a: Tensor) -> Tensor:
-    a = as_tensor(a)
-    x = a.data
-
-    def backward(g: np.ndarray) -> None:
+def log(x):
+    def backward(g):
         with np.errstate(divide="ignore"):  # 1 / 0 is inf, silently, as in torch
-            a._accumulate(g / x)
+            return (g / x,)
     with np.errstate(divide="ignore", invalid="ignore"):  # log(0) = -inf, log(-1) = nan
-        return Tensor._from_op(np.log(x), "log", (a,), backward)
+        return np.log(x), backward
 
 
-def sigmoid(a: Tensor) -> Tensor:
-    # 1 / (1 + exp(-x)): exact in float32 down to sigmoid(-88) ~ 6e-39. (The tanh form
-    # (1 + tanh(x / 2)) / 2 cancels to 0 below x ~ -17.) exp(-x) is capped just below
-    # overflow, so below x = -88.7 (float32) the result stays at 2.9e-39 instead of
-    # raising a warning; cheaper than silencing it with np.errstate on every call.
-    # float16's exp overflows already at 11, so it is computed in float32.
-    # out= keeps a 0-D result an array (not a numpy scalar), updatable in place.
-    a = as_tensor(a)
-    x = a.data if a.data.dtype is not _FLOAT16 else a.data.astype(np.float32)
-    out = np.negative(x) if x.ndim else np.negative(x, out=np.empty_like(x))
-    np.minimum(out, _LARGEST_EXP_ARGUMENT.get(out.dtype, np.inf), out=out)
-    np.exp(out, out=out)
-    out += 1
-    np.reciprocal(out, out=out)
-    if out.dtype is not a.data.dtype:
-        out = out.astype(a.data.dtype)
-
-    def backward(g: np.ndarray) -> None:
-        grad = 1 - out
-        grad *= out
-        grad *= g
-        a._accumulate(grad)
-    return Tensor._from_op(out, "sigmoid", (a,), backward)
+def sigmoid(x):
+    """s = 1 / (1 + exp(-x)); ds/dx = s * (1 - s)."""
+    s = (1 / (1 + exp_capped(-x))).astype(x.dtype, copy=False)
+    return s, lambda g: (g * s * (1 - s),)
 
 
-def tanh(a: Tensor) -> Tensor:
-    a = as_tensor(a)
-    out = np.tanh(a.data)
-
-    def backward(g: np.ndarray) -> None:
-        grad = np.asarray(out * out)  # an array even for 0-D, so it can be updated in place
-        np.subtract(1, grad, out=grad)
-        grad *= g
-        a._accumulate(grad)
-    return Tensor._from_op(out, "tanh", (a,), backward)
+def exp_capped(x):
+    """exp(x), with x capped just below overflow: sigmoid(-1000) is 0 without a warning.
+    float16's exp overflows already at 11, so it is computed in float32."""
+    if x.dtype == np.float16:
+        x = x.astype(np.float32)
+    return np.exp(np.minimum(x, _EXP_CAP.get(x.dtype, np.inf)))
 
 
-def relu(a: Tensor) -> Tensor:
-    a = as_tensor(a)
-    out = np.maximum(a.data, 0)
-
-    def backward(g: np.ndarray) -> None:
-        a._accumulate(g * (out > 0))
-    return Tensor._from_op(out, "relu", (a,), backward)
+_EXP_CAP = {np.dtype(np.float32): np.float32(88.7), np.dtype(np.float64): 709.7}
 
 
-# -- matrix product ------------------------------------------------------------------
-
-def _as_rows(x: np.ndarray) -> np.ndarray:
-    """(..., n) -> (rows, n): every leading axis folded into one (explicit sizes, so that
-    size-0 axes fold too, where reshape(-1, n) is ambiguous)."""
-    return x.reshape(math.prod(x.shape[:-1]), x.shape[-1])
+def tanh(x):
+    """t = tanh(x); dt/dx = 1 - t ** 2."""
+    t = np.tanh(x)
+    return t, lambda g: (g * (1 - t * t),)
 
 
-def _fold_matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """``x @ w``; for a 2-D ``w``, x's leading axes are folded into one BLAS call."""
-    if w.ndim == 2 and x.ndim > 2:
-        return (_as_rows(x) @ w).reshape(*x.shape[:-1], w.shape[-1])
-    return x @ w
+def relu(x):
+    out = np.maximum(x, 0)
+    return out, lambda g: (g * (out > 0),)
 
 
-def matmul(a: Operand, b: Operand) -> Tensor:
-    """``a @ b`` with numpy's rules (1-D operands are promoted, batch axes broadcast)."""
-    a, b = _pair(a, b)
-    if a.ndim == 0 or b.ndim == 0:
-        raise ShapeError(f"matmul: needs at least 1-D operands, got shapes {a.shape} and {b.shape}")
-    inner_a = a.shape[-1]
-    inner_b = b.shape[-2] if b.ndim > 1 else b.shape[0]
-    if inner_a != inner_b:
-        raise ShapeError(f"matmul: shapes {a.shape} and {b.shape} don't line up: "
-                         f"{inner_a} != {inner_b}")
-    try:
-        out = _fold_matmul(a.data, b.data)
-    except ValueError:
-        raise ShapeError(f"matmul: batch axes of shapes {a.shape} and {b.shape} "
-                         "can't be broadcast together") from None
-    shape_a, shape_b, operands = a.shape, b.shape, (a.data, b.data)
+# -- matrix product -------------------------------------------------------------------
 
-    def backward(g: np.ndarray) -> None:
-        x, w = operands
-        # Promote 1-D operands as matmul did, so one formula serves every rank.
-        if w.ndim == 1:
+def matmul(a, b):
+    """a @ b with numpy's rules. Gradients: d/da = g @ b.T, d/db = a.T @ g."""
+    def backward(g):
+        x, w = a, b
+        if w.ndim == 1:  # numpy promoted a vector to a matrix: do the same to its gradient
             w, g = w[:, None], g[..., None]
         if x.ndim == 1:
             x, g = x[None, :], np.expand_dims(g, -2)
-        if a.requires_grad:
-            a._accumulate(unbroadcast(_fold_matmul(g, w.swapaxes(-1, -2)), x.shape)
-                          .reshape(shape_a))
-        if b.requires_grad:
-            if w.ndim == 2 and len(shape_b) == 2 and b.is_leaf:
-                # A weight: (..., in) @ (in, out) gives x.T @ g over all leading axes at once,
-                # and products from several uses (time steps) are summed in one GEMM.
-                b._accumulate_product(_as_rows(x), _as_rows(g))
-            else:
-                b._accumulate(unbroadcast(x.swapaxes(-1, -2) @ g, w.shape).reshape(shape_b))
-    return Tensor._from_op(out, "matmul", (a, b), backward)
+        grad_a = rows_matmul(g, w.swapaxes(-1, -2))
+        if w.ndim == 2:  # one weight for every row of a: a.T @ g over all rows at once
+            grad_b = as_rows(x).T @ as_rows(g)
+        else:
+            grad_b = x.swapaxes(-1, -2) @ g
+        return grad_a, grad_b[..., 0] if b.ndim == 1 else grad_b
+    return rows_matmul(a, b), backward
+
+
+def as_rows(x: np.ndarray) -> np.ndarray:
+    """(..., n) -> (rows, n): every leading axis folded into one."""
+    return x.reshape(math.prod(x.shape[:-1]), x.shape[-1])
+
+
+def rows_matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """x @ w; for a 2-D w, x's leading axes are folded into one BLAS call (faster than one
+    call per leading index)."""
+    if w.ndim == 2 and x.ndim > 2:
+        return (as_rows(x) @ w).reshape(*x.shape[:-1], w.shape[-1])
+    return x @ w
 
 
 # -- reductions ------------------------------------------------------------------------
@@ -343,57 +179,38 @@ def reduced_axes(axis: Axis, ndim: int, op: str) -> tuple[int, ...]:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
     for ax in axes:
-        if not -ndim <= ax < ndim:
+        if not isinstance(ax, numbers.Integral) or not -ndim <= ax < ndim:
             raise ShapeError(f"{op}: axis {ax} is out of range for a {ndim}-D tensor")
-    found = sorted(ax % ndim for ax in axes)
+    found = sorted(int(ax) % ndim for ax in axes)
     if len(set(found)) != len(found):
         raise ShapeError(f"{op}: axis {axis} names an axis twice")
     return tuple(found)
 
 
-def _expand_reduced(g: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
-    return g if keepdims else np.expand_dims(g, axes)
+def _spread(g, axes: tuple[int, ...], keepdims: bool, shape: tuple[int, ...]):
+    """A reduction's gradient, stretched back over the axes it summed away."""
+    return np.broadcast_to(g if keepdims else np.expand_dims(g, axes), shape)
 
 
-def _summed(a: Tensor, axis: Axis, keepdims: bool, op: str, count_divides: bool) -> Tensor:
-    """sum, or with ``count_divides`` mean (the sum times 1/count): one gradient for both."""
-    axes, shape = reduced_axes(axis, a.ndim, op), a.shape
-    count = int(np.prod([shape[ax] for ax in axes]))  # 1 for a 0-D tensor
-    if count_divides and count == 0:
-        raise ShapeError(f"mean: the axes {axes} of shape {shape} hold no elements")
-    scale = 1.0 / count if count_divides else 1.0
-
-    def backward(g: np.ndarray) -> None:
-        g = g * scale if count_divides else g
-        a._accumulate(np.broadcast_to(_expand_reduced(g, axes, keepdims), shape))
-    out = np.asarray(np.sum(a.data, axis=axes, keepdims=keepdims))
-    if count_divides:
-        dtype = out.dtype if out.dtype.kind == "f" else np.result_type(out.dtype, 1.0)
-        out = out * np.asarray(scale, dtype=dtype)
-    return Tensor._from_op(np.asarray(out), op, (a,), backward)
+def sum(x, axes: tuple[int, ...], keepdims: bool = False):  # noqa: A001
+    shape = x.shape  # (a backward keeps only what its formula reads, not all of x)
+    out = np.asarray(np.sum(x, axis=axes, keepdims=keepdims))
+    return out, lambda g: (_spread(g, axes, keepdims, shape),)
 
 
-def sum(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    return _summed(a, axis, keepdims, "sum", count_divides=False)
+def mean(x, axes: tuple[int, ...], keepdims: bool = False):
+    """The average over ``axes``: each element gets 1/n of the gradient."""
+    shape, count = x.shape, math.prod(x.shape[ax] for ax in axes)
+    out = np.asarray(np.mean(x, axis=axes, keepdims=keepdims))
+    return out, lambda g: (_spread(g / count, axes, keepdims, shape),)
 
 
-def mean(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
-    """Its own node, so a graph shows ``mean``; the gradient is sum's, times 1/count."""
-    return _summed(a, axis, keepdims, "mean", count_divides=True)
-
-
-def max(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+def max(x, axes: tuple[int, ...], keepdims: bool = False):  # noqa: A001
     """Largest element(s); ties share the gradient evenly (as torch.amax)."""
-    axes = reduced_axes(axis, a.ndim, "max")
-    if any(a.shape[ax] == 0 for ax in axes):  # (other axes may be empty: (0, 3).max(axis=1))
-        what = "empty tensor" if axis is None else f"axis {axis} of the tensor"
-        raise ShapeError(f"max: {what} of shape {a.shape} has no maximum (nothing to reduce)")
-    x = a.data
     kept = np.max(x, axis=axes, keepdims=True)
 
-    def backward(g: np.ndarray) -> None:
+    def backward(g):
         winners = x == kept
-        share = winners / winners.sum(axis=axes, keepdims=True)
-        a._accumulate(_expand_reduced(g, axes, keepdims) * share.astype(g.dtype))
-    out = kept if keepdims else np.squeeze(kept, axis=axes)
-    return Tensor._from_op(out, "max", (a,), backward)
+        share = (winners / winners.sum(axis=axes, keepdims=True)).astype(g.dtype)
+        return (share * (g if keepdims else np.expand_dims(g, axes)),)
+    return (kept if keepdims else np.squeeze(kept, axis=axes)), backward

@@ -1,30 +1,27 @@
 """The Tensor: a numpy array that remembers how it was made, and backward().
 
-Every op (``ops.py``, ``shape_ops.py``; ``operators.py`` maps ``+``, ``@``,
-``x[i]``, ``x.sum()`` ... to them) builds its result with ``Tensor._from_op`` and hands
-it a small ``backward(grad)`` closure that pushes the output's gradient into
-the op's inputs. ``Tensor.backward`` walks the recorded graph in reverse
-topological order, iteratively, so a 100,000-step chain needs no recursion.
+Every op (``ops.py``, ``shape_ops.py``) is a function of arrays that returns its
+result and a ``backward(g)`` giving the gradient of each input. ``apply`` runs
+one on tensors and records the result as a node: its ``parents`` and that
+``backward``. ``Tensor.backward`` visits the nodes in reverse topological order
+and hands each one's gradient to its ``backward``; what comes back is added into
+the parents' gradients (``speedups.py``).
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable
-from operator import attrgetter
+import numbers
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .context import state
-from .coverage import Coverage, interval_of
+from . import ops, shape_ops
+from .context import process, state
+from .errors import FreedValueError, ShapeError
+from .ops import Axis, reduced_axes, unbroadcast
+from .speedups import freed_message, is_freed, new_gradient_sum, note_made
 
-
-class ShapeError(ValueError):
-    """An op got operands whose shapes don't fit together."""
-
-
-class FreedValueError(RuntimeError):
-    """A tensor whose value was freed after the forward pass was used again."""
+Backward = Callable[[np.ndarray], tuple]
 
 
 class Tensor:
@@ -36,83 +33,109 @@ class Tensor:
     and time step that were running when it was made (see ``mt.scope``).
     """
 
-    __slots__ = (
-        "data", "grad", "requires_grad", "op", "parents", "name", "scope", "step",
-        "_backward", "_grad_owned", "_retain_grad", "_products", "_coverage", "_freed",
-        "_created", "__weakref__",
-        "op_args",  # the op's arguments that are not tensors (pow's exponent), if it sets them
-    )
-    # How many x.T @ g products a weight collects before summing them in one GEMM, and the
-    # row count from which a product runs alone (measured on the seed model, batch 32 / 256).
-    PRODUCTS_PER_GEMM = 10
-    ROWS_WORTH_A_GEMM = 128
-    # Let numpy hand `ndarray * Tensor` to Tensor.__rmul__ instead of looping over us.
+    __slots__ = ("data", "grad", "requires_grad", "op", "parents", "_backward", "name",
+                 "scope", "step", "_retain_grad",
+                 "op_args")  # the op's constants (pow's exponent, an index), set by apply
+    # numpy hands `ndarray * Tensor` to Tensor.__rmul__ instead of looping over our elements.
     __array_ufunc__ = None
 
     def __init__(self, data, requires_grad: bool = False, dtype=None, name: str | None = None):
+        if data is None:
+            raise TypeError("Tensor: got None; expected numbers, a (nested) list or an array")
         if isinstance(data, Tensor):
-            data = data._value("Tensor(...)")
+            data = data.numpy()
         elif isinstance(data, list | tuple) and any(isinstance(d, Tensor) for d in data):
             raise TypeError("Tensor: got a list of Tensors; use mt.stack(tensors) to join them "
                             "(it keeps the graph), or pass their .data")
-        dtype = state.default_dtype if dtype is None else np.dtype(dtype)
+        dtype = process.default_dtype if dtype is None else np.dtype(dtype)
         if requires_grad and dtype.kind != "f":
             raise TypeError(f"Tensor: only floating tensors can require grad, got {dtype}")
-        self._init_leaf(np.array(data, dtype=dtype), bool(requires_grad), name)
+        array = np.array(data, dtype=dtype)
+        if array.dtype == object:
+            raise TypeError(f"Tensor: can't make numbers of {type(data).__name__} {data!r:.60}")
+        self._set(array, None, (), None, requires_grad, name)
 
-    def _init_leaf(self, data: np.ndarray, requires_grad: bool, name: str | None) -> None:
+    def _set(self, data: np.ndarray, op: str | None, parents: tuple[Tensor, ...],
+             backward: Backward | None, requires_grad: bool, name: str | None) -> None:
         self.data = data
-        self.requires_grad = requires_grad
         self.grad: np.ndarray | None = None
-        self.op: str | None = None
-        self.parents: tuple[Tensor, ...] = ()
+        self.op = op
+        self.parents = parents
+        self._backward = backward
+        self.requires_grad = bool(requires_grad)
         self.name = name
         self.scope = state.scope
         self.step = state.step
-        self._backward: Callable[[np.ndarray], None] | None = None
-        self._grad_owned = False
         self._retain_grad = False
-        self._products: tuple[list, list] | None = None
-        self._coverage: Coverage | None = None
-        self._freed = False  # see values.py
-        self._created = next(_creation_counter)
 
     @staticmethod
     def _from_op(data: np.ndarray, op: str, parents: tuple[Tensor, ...],
-                 backward: Callable[[np.ndarray], None]) -> Tensor:
-        """The result of an op; records the graph only if some parent needs a gradient."""
+                 backward: Backward) -> Tensor:
+        """The result of an op. The graph is recorded only if some parent needs a gradient."""
         out = Tensor.__new__(Tensor)
-        # numpy gives scalars for 0-d results; keep the promise that .data is an array
-        out.data = data if data.__class__ is np.ndarray else np.asarray(data)
-        out.grad = None
-        out.op = op
-        out.name = None
-        out.scope = state.scope
-        out.step = state.step
-        out._grad_owned = False
-        out._retain_grad = False
-        out._products = None
-        out._coverage = None
-        out._freed = False
-        out._created = next(_creation_counter)
-        needs_grad = False
-        for parent in parents:
-            if parent._freed:
-                raise FreedValueError(parent._freed_message(f"{op}: an input"))
-            needs_grad = needs_grad or parent.requires_grad
-        if needs_grad and state.grad_enabled:
-            out.requires_grad = True
-            out.parents = parents
-            out._backward = backward
-            if state.recorded is not None:  # see values.freeing_intermediates
-                state.recorded.append(out)
-        else:
-            out.requires_grad = False
-            out.parents = ()
-            out._backward = None
+        data = data if type(data) is np.ndarray else np.asarray(data)  # numpy gives 0-D scalars
+        if state.grad_enabled:
+            for parent in parents:
+                if parent.requires_grad:
+                    out._set(data, op, parents, backward, True, None)
+                    if state.free_values:
+                        note_made(out)
+                    return out
+        out._set(data, op, (), None, False, None)
         return out
 
-    # -- plain array facts ---------------------------------------------------
+    # -- the algorithm --------------------------------------------------------------------
+    def backward(self, grad=None, retain_grads: bool = False) -> None:
+        """d(self)/d(x) for every tensor x that self was computed from and that requires grad.
+
+        ``grad`` is d loss / d self; it may be omitted only for a single-element
+        tensor. Leaves keep their gradient in ``.grad``, added to what they had
+        (as in torch); other tensors keep theirs only after ``retain_grad()``, or
+        all of them with ``retain_grads=True``.
+        """
+        grads = new_gradient_sum()
+        grads.add(self, self._seed_gradient(grad))
+        for node in reversed(topological_order(self)):
+            g = grads.pop(node)
+            if g is None:
+                continue
+            if node._backward is None or node._retain_grad or retain_grads:
+                node.grad = np.array(g, node.dtype) if node.grad is None else node.grad + g
+            if node._backward is not None:
+                for parent, parent_grad in zip(node.parents, node._backward(g), strict=True):
+                    if parent.requires_grad:
+                        if isinstance(parent_grad, np.ndarray):
+                            parent_grad = unbroadcast(parent_grad, parent.shape)
+                        grads.add(parent, parent_grad)
+
+    def _seed_gradient(self, grad) -> np.ndarray:
+        """d self / d self: ones for a single number, else the ``grad`` the caller gave."""
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward: this tensor does not require grad (it was computed from "
+                "tensors with requires_grad=False, or under no_grad())")
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward: grad can be omitted only for a single-element tensor, but "
+                    f"this one has shape {self.shape}; call .sum() first or pass "
+                    f"grad= an array of shape {self.shape}")
+            return np.ones_like(self.data)
+        grad = np.array(grad.numpy() if isinstance(grad, Tensor) else grad, dtype=self.dtype)
+        if grad.shape != self.shape:
+            raise ShapeError(
+                f"backward: grad has shape {grad.shape} but the tensor has shape {self.shape}")
+        return grad
+
+    def retain_grad(self) -> Tensor:
+        """Keep this non-leaf tensor's gradient after backward (leaves always keep theirs)."""
+        self._retain_grad = True
+        return self
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    # -- plain array facts -------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, ...]:
         return self.data.shape
@@ -133,18 +156,46 @@ class Tensor:
     def is_leaf(self) -> bool:
         return self._backward is None
 
+    def __len__(self) -> int:
+        return len(self.data)
+
     def numpy(self) -> np.ndarray:
         return self._value("x.numpy(): x")
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """``np.asarray(x)`` gives x's values (not an array of tensors)."""
+        data = self._value("np.asarray(x): x")
+        return np.array(data, dtype=dtype, copy=True) if copy else np.asarray(data, dtype)
 
     def item(self) -> float:
         return self._value("x.item(): x").item()
 
+    def detach(self) -> Tensor:
+        """The same data, cut off from the graph."""
+        out = Tensor.__new__(Tensor)
+        out._set(self._value("detach"), None, (), None, False, None)
+        return out
+
     def _value(self, user: str) -> np.ndarray:
-        """``data``; a FreedValueError naming ``user`` if the value was freed (see values.py)."""
-        if self._freed:
-            raise FreedValueError(self._freed_message(user))
+        """``data``; a FreedValueError naming ``user`` if it was dropped (see speedups.py)."""
+        if is_freed(self.data):
+            raise FreedValueError(freed_message(self, user))
         return self.data
 
+    def __repr__(self) -> str:
+        if is_freed(self.data):
+            body = f"<value freed after the forward pass; shape {self.shape}>"
+        else:
+            body = np.array2string(self.data, precision=4, threshold=20, edgeitems=2,
+                                   prefix="Tensor(")
+        extra = f", op={self.op}" if self.op else ""
+        extra += ", requires_grad=True" if self.requires_grad else ""
+        extra += f", name={self.name!r}" if self.name else ""
+        return f"Tensor({body}, dtype={self.dtype}{extra})"
+
+    __hash__ = object.__hash__  # by identity: == is elementwise
+
+    # -- Python's number protocols, as torch ---------------------------------------------
     def _single_value(self, user: str, error: type[Exception] = ValueError):
         """The Python number of a single-element tensor, for float(x), int(x), format(x)."""
         data = self._value(f"{user}: x")
@@ -181,233 +232,269 @@ class Tensor:
         self._value("iter(x): x")
         return (self[i] for i in range(len(self)))
 
-    def detach(self) -> Tensor:
-        """The same data, cut off from the graph."""
-        out = Tensor.__new__(Tensor)
-        out._init_leaf(self._value("detach"), False, None)
-        return out
+    # -- operators: each one is an op of ops.py or shape_ops.py ---------------------------
+    def __add__(self, other) -> Tensor:
+        return apply(ops.add, self, other)
 
-    def _freed_message(self, user: str) -> str:
-        """Why ``user`` can't have this tensor's value, and how to keep it next time."""
-        what = f"{self.name} = {self.op}" if self.name else self.op
-        where = f" made in {self.scope}" if self.scope else ""
-        where += f" at step {self.step}" if self.step else ""
-        return (f"{user} is the tensor {what} {self.shape}{where}, whose "
-                "value was freed when the layer call that made it returned without it. "
-                "Return it from that call, .detach() it there (e.g. states kept for the next "
-                "batch), or run the forward pass inside `with mt.keep_values():`")
+    def __radd__(self, other) -> Tensor:
+        return apply(ops.add, other, self)
 
-    def retain_grad(self) -> Tensor:
-        """Keep this non-leaf tensor's gradient after backward (leaves always keep theirs)."""
-        self._retain_grad = True
-        return self
+    def __sub__(self, other) -> Tensor:
+        return apply(ops.sub, self, other)
 
-    def __len__(self) -> int:
-        return len(self.data)
+    def __rsub__(self, other) -> Tensor:
+        return apply(ops.sub, other, self)
 
-    def __repr__(self) -> str:
-        if self._freed:
-            body = f"<value freed after the forward pass; shape {self.shape}>"
-        else:
-            body = np.array2string(self.data, precision=4, threshold=20, edgeitems=2,
-                                   prefix="Tensor(")
-        extra = f", op={self.op}" if self.op else ""
-        extra += ", requires_grad=True" if self.requires_grad else ""
-        extra += f", name={self.name!r}" if self.name else ""
-        return f"Tensor({body}, dtype={self.dtype}{extra})"
+    def __mul__(self, other) -> Tensor:
+        return apply(ops.mul, self, other)
 
-    __hash__ = object.__hash__
+    def __rmul__(self, other) -> Tensor:
+        return apply(ops.mul, other, self)
 
-    # -- gradient bookkeeping -------------------------------------------------
-    # A gradient array handed to us may be shared (add passes the same array to
-    # both inputs), so the first one is kept without a copy and only copied when
-    # a second one has to be added to it. Leaves always own theirs: users and
-    # optimizers modify parameter gradients in place.
-    def _accumulate(self, grad: np.ndarray) -> None:
-        if not self.requires_grad:  # switched off since the forward pass: as torch, no grad
-            return
-        if self.grad is None:
-            if self._backward is None:
-                self.grad = np.array(grad, dtype=self.data.dtype)
-                self._grad_owned = True
-            else:
-                self.grad = grad
-                self._grad_owned = False
-        elif self._grad_owned:
-            self._complete_grad()
-            self.grad += grad
-        else:
-            self.grad = self.grad + grad
-            self._grad_owned = True
+    def __truediv__(self, other) -> Tensor:
+        return apply(ops.div, self, other)
 
-    def _accumulate_at(self, index, grad: np.ndarray, advanced: bool) -> None:
-        """Add ``grad`` into ``self.grad[index]``: one shared buffer for all slices.
+    def __rtruediv__(self, other) -> Tensor:
+        return apply(ops.div, other, self)
 
-        Slicing ``x[:, t]`` at each of T steps then costs one buffer, not T
-        full-size zero arrays (which would make backward O(T^2)). A slice that
-        overlaps nothing written yet is copied in, not added (see coverage.py).
-        """
-        if not self.requires_grad:  # switched off since the forward pass: as _accumulate
-            return
-        interval = None if advanced else interval_of(index, self.data.shape)
-        if interval is not None:
-            if self.grad is None:
-                self.grad = np.empty(self.data.shape, self.data.dtype)
-                self._grad_owned = True
-                self._coverage = Coverage(self.grad, interval[0])
-            coverage = self._coverage
-            if coverage is not None and coverage.buffer is self.grad and coverage.claim(*interval):
-                self.grad[index] = grad
-                if coverage.complete:
-                    self._coverage = None
-                return
-        if self.grad is None:
-            self.grad = np.zeros(self.data.shape, self.data.dtype)
-        elif not self._grad_owned:
-            self.grad = self.grad.copy()
-        self._complete_grad()
-        self._grad_owned = True
-        if advanced:
-            np.add.at(self.grad, index, grad)
-        else:
-            self.grad[index] += grad
+    def __matmul__(self, other) -> Tensor:
+        return matmul(self, other)
 
-    def _complete_grad(self) -> None:
-        """Zero what no slice wrote in a buffer started by ``_accumulate_at``; then it is whole."""
-        coverage, self._coverage = self._coverage, None
-        if coverage is not None and coverage.buffer is self.grad:  # not replaced (x.grad = None)
-            coverage.zero_the_rest()
+    def __rmatmul__(self, other) -> Tensor:
+        return matmul(other, self)
 
-    def _accumulate_product(self, x: np.ndarray, g: np.ndarray) -> None:
-        """Add ``x.T @ g`` to this leaf's gradient; x (n, in), g (n, out).
+    def __neg__(self) -> Tensor:
+        return apply(ops.neg, self)
 
-        A weight used at every time step would pay one small product per step.
-        Instead the pairs are collected and summed a few at a time as one
-        bigger product, (x_1; ...; x_k).T @ (g_1; ...; g_k), which BLAS runs
-        several times faster than k small ones. With many rows (a large batch)
-        each product is already big enough, and the copies would only cost time.
-        """
-        if len(x) >= Tensor.ROWS_WORTH_A_GEMM:
-            self._accumulate(x.T @ g)
-            return
-        if self._products is None:
-            self._products = ([], [])
-        xs, gs = self._products
-        xs.append(x)
-        gs.append(g)
-        if len(xs) == Tensor.PRODUCTS_PER_GEMM:
-            self._flush_products()
+    def __pow__(self, exponent: float) -> Tensor:
+        if not isinstance(exponent, numbers.Real):
+            raise TypeError(f"pow: only a scalar exponent is supported, got "
+                            f"{type(exponent).__name__}")
+        if isinstance(exponent, np.generic):  # np.float64(2) would make float32 float64
+            exponent = exponent.item()
+        return apply(ops.power, self, exponent=exponent)
 
-    def _flush_products(self) -> None:
-        xs, gs = self._products
-        self._products = None
-        if len(xs) == 1:
-            self._accumulate(xs[0].T @ gs[0])
-        else:
-            self._accumulate(np.concatenate(xs).T @ np.concatenate(gs))
+    def __getitem__(self, index) -> Tensor:
+        return apply(shape_ops.getitem, self, index=checked_index(index))
 
-    def zero_grad(self) -> None:
-        self.grad = None
-        self._coverage = None
+    # Comparisons give plain boolean arrays: they have no gradient.
+    def __lt__(self, other) -> np.ndarray:
+        return self._value("x < y: x") < _values_of(other)
 
-    def backward(self, grad=None, retain_grads: bool = False) -> None:
-        """Compute d(self)/d(leaf) for every leaf that requires grad, into ``leaf.grad``.
+    def __le__(self, other) -> np.ndarray:
+        return self._value("x <= y: x") <= _values_of(other)
 
-        ``grad`` is d(loss)/d(self); it may be omitted only for a single-element
-        tensor. Gradients add up in leaves over several calls, like PyTorch;
-        intermediate gradients are freed as soon as they are used, unless
-        ``retain_grad()`` was called on that tensor or ``retain_grads=True``
-        keeps every one of them (for looking inside, e.g. ``draw_graph(root,
-        show_values=True)``; it costs one array per node).
-        """
-        if not self.requires_grad:
-            raise RuntimeError(
-                "backward: this tensor does not require grad (it was computed from "
-                "tensors with requires_grad=False, or under no_grad())")
-        if grad is None:
-            if self.data.size != 1:
-                raise RuntimeError(
-                    f"backward: grad can be omitted only for a single-element tensor, but "
-                    f"this one has shape {self.shape}; call .sum() first or pass "
-                    f"grad= an array of shape {self.shape}")
-            grad = np.ones_like(self.data)
-        else:
-            if isinstance(grad, Tensor):
-                grad = grad._value("backward: grad")
-            grad = np.array(grad, dtype=self.dtype)
-            if grad.shape != self.shape:
-                raise ShapeError(
-                    f"backward: grad has shape {grad.shape} but the tensor has shape {self.shape}")
+    def __gt__(self, other) -> np.ndarray:
+        return self._value("x > y: x") > _values_of(other)
 
-        order = topological_order(self)
-        # Retained gradients add up over backward calls (as leaves' do), but each node must
-        # pass on only this call's gradient: set them aside and add them back at the end.
-        retained = []
-        for node in order:
-            if node._backward is not None:
-                if node._retain_grad and node.grad is not None:
-                    retained.append((node, node.grad))
-                node.grad = node._coverage = None
-        self._accumulate(grad)
+    def __ge__(self, other) -> np.ndarray:
+        return self._value("x >= y: x") >= _values_of(other)
+
+    def __eq__(self, other) -> np.ndarray:  # type: ignore[override]
+        return self._value("x == y: x") == _values_of(other)
+
+    def __ne__(self, other) -> np.ndarray:  # type: ignore[override]
+        return self._value("x != y: x") != _values_of(other)
+
+    # -- methods --------------------------------------------------------------------------
+    def sum(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        return apply(ops.sum, self, axes=reduced_axes(axis, self.ndim, "sum"), keepdims=keepdims)
+
+    def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        axes = reduced_axes(axis, self.ndim, "mean")
+        if any(self.shape[ax] == 0 for ax in axes):
+            raise ShapeError(f"mean: the axes {axes} of shape {self.shape} hold no elements")
+        return apply(ops.mean, self, axes=axes, keepdims=keepdims)
+
+    def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        axes = reduced_axes(axis, self.ndim, "max")
+        if any(self.shape[ax] == 0 for ax in axes):
+            what = "empty tensor" if axis is None else f"axis {axis} of the tensor"
+            raise ShapeError(f"max: {what} of shape {self.shape} has no maximum "
+                             "(nothing to reduce)")
+        return apply(ops.max, self, axes=axes, keepdims=keepdims)
+
+    def exp(self) -> Tensor:
+        return apply(ops.exp, floating("exp", self))
+
+    def log(self) -> Tensor:
+        return apply(ops.log, floating("log", self))
+
+    def sigmoid(self) -> Tensor:
+        return apply(ops.sigmoid, floating("sigmoid", self))
+
+    def tanh(self) -> Tensor:
+        return apply(ops.tanh, floating("tanh", self))
+
+    def relu(self) -> Tensor:
+        return apply(ops.relu, self)
+
+    def clip(self, low=None, high=None) -> Tensor:
+        """Clamp into [low, high]; a bound may be None (none on that side) or broadcast."""
+        low, high = (np.asarray(bound.numpy() if isinstance(bound, Tensor) else bound,
+                                self.dtype if self.dtype.kind == "f" else None)
+                     for bound in (-np.inf if low is None else low,
+                                   np.inf if high is None else high))
         try:
-            for node in reversed(order):
-                if node._backward is None or node.grad is None:
-                    continue
-                if node._coverage is not None:
-                    node._complete_grad()
-                node._backward(node.grad)
-                if not (node._retain_grad or retain_grads):
-                    node.grad = None
-                elif not node._grad_owned:  # may be shared or a read-only broadcast view
-                    node.grad = np.array(node.grad)
-                    node._grad_owned = True
-            for node in order:
-                if node._products is not None:
-                    node._flush_products()
-            for node, earlier in retained:
-                node.grad = earlier if node.grad is None else node.grad + earlier
-        finally:  # after an error, no half-collected products linger into the next call
-            for node in order:
-                node._products = None
-                if node._coverage is not None:  # a leaf's slice buffer, or after an error
-                    node._complete_grad()
+            np.broadcast_shapes(self.shape, low.shape, high.shape)
+        except ValueError:
+            raise ShapeError(f"clip: bounds of shapes {low.shape} and {high.shape} can't be "
+                             f"broadcast with the tensor's shape {self.shape}") from None
+        return apply(ops.clip, self, low=low, high=high)
+
+    def astype(self, dtype) -> Tensor:
+        return apply(ops.astype, self, dtype=np.dtype(dtype))
+
+    def reshape(self, *shape: int | tuple[int, ...]) -> Tensor:
+        if len(shape) == 1 and isinstance(shape[0], tuple | list):
+            shape = tuple(shape[0])
+        try:
+            self.data.reshape(shape)  # numpy's own check (a view: nothing is copied)
+        except (ValueError, TypeError):
+            raise ShapeError(f"reshape: cannot reshape shape {self.shape} ({self.size} "
+                             f"elements) into {tuple(shape)}") from None
+        return apply(shape_ops.reshape, self, shape=shape)
+
+    def transpose(self, *axes: int | tuple[int, ...]) -> Tensor:
+        if len(axes) == 1 and isinstance(axes[0], tuple | list):
+            axes = tuple(axes[0])
+        axes = axes or tuple(reversed(range(self.ndim)))
+        if (any(not -self.ndim <= ax < self.ndim for ax in axes)
+                or sorted(ax % self.ndim for ax in axes) != list(range(self.ndim))):
+            raise ShapeError(f"transpose: axes {axes} are not a permutation of a {self.ndim}-D "
+                             f"tensor's axes (shape {self.shape})")
+        return apply(shape_ops.transpose, self, axes=tuple(ax % self.ndim for ax in axes))
+
+    @property
+    def T(self) -> Tensor:  # noqa: N802 - numpy's name
+        return self.transpose()
 
 
-# Every tensor is numbered when it is made. Its parents existed before it, so
-# sorting by that number is a topological order, found without a recursive walk.
-_creation_counter = itertools.count()
-_creation_order = attrgetter("_created")
+# -- running an op on tensors -----------------------------------------------------------
+
+def apply(op: Callable, *inputs, **constants) -> Tensor:
+    """Run ``op`` (a function of arrays, from ops.py or shape_ops.py) on tensors, and record
+    the result as a graph node. Numbers and arrays among the inputs become constant tensors
+    of the first tensor's dtype; ``constants`` (an axis, an index, ...) go to ``op`` as they are.
+    """
+    tensors = as_tensors(op.__name__, inputs)
+    try:
+        out, backward = op(*[t.data for t in tensors], **constants)
+    except IndexError as err:
+        raise IndexError(f"{op.__name__}: index {constants.get('index')!r} doesn't fit shape "
+                         f"{tensors[0].shape}: {err}") from None
+    except ValueError as err:
+        if isinstance(err, ShapeError) or len(tensors) < 2:
+            raise
+        shapes = " and ".join(str(t.shape) for t in tensors)
+        raise ShapeError(f"{op.__name__}: shapes {shapes} can't be broadcast together (numpy "
+                         "rules: trailing axes must be equal or 1)") from None
+    result = Tensor._from_op(out, op.__name__, tensors, backward)
+    if constants:  # for the graph's labels: pow(·, 2), z[:, 3:6]
+        result.op_args = constants
+    return result
 
 
-def topological_order(root: Tensor) -> list[Tensor]:
-    """Every tensor that ``root`` depends on and that requires grad, parents first."""
-    # A set of tensors is safe although == is elementwise: a Tensor hashes by identity, and
-    # distinct objects never share a hash, so the set never calls __eq__.
-    found = {root}
-    stack = [root]
-    while stack:
-        for parent in stack.pop().parents:
-            if parent.requires_grad and parent not in found:
-                found.add(parent)
-                stack.append(parent)
-    return sorted(found, key=_creation_order)
+def as_tensors(op: str, values: Sequence) -> tuple[Tensor, ...]:
+    """``values`` as Tensors: a number or array takes the dtype of the first Tensor among them."""
+    like = next((v for v in values if isinstance(v, Tensor)), None)
+    tensors = tuple(v if isinstance(v, Tensor) else as_tensor(v, like, op) for v in values)
+    for t in tensors:
+        if is_freed(t.data):
+            raise FreedValueError(freed_message(t, f"{op}: an input"))
+    return tensors
 
 
-def as_tensor(value, like: Tensor | None = None) -> Tensor:
-    """``value`` as a Tensor; Python scalars and arrays take a floating ``like``'s dtype.
+def as_tensor(value, like: Tensor | None = None, op: str = "Tensor") -> Tensor:
+    """``value`` as a Tensor; Python numbers and arrays take a floating ``like``'s dtype.
 
     So ``x * 0.5`` or ``1 - x`` keep float32 tensors float32. Next to an integer
     tensor numpy's promotion decides (``int_tensor * 0.5`` is not truncated).
     """
     if isinstance(value, Tensor):
         return value
-    out = Tensor.__new__(Tensor)
+    if value is None or isinstance(value, str):
+        raise TypeError(f"{op}: expected a tensor, a number or an array, got {value!r}")
     if like is None:
-        dtype = state.default_dtype
-    elif like.data.dtype.kind == "f":
-        dtype = like.data.dtype
+        dtype = process.default_dtype
+    elif like.dtype.kind == "f":
+        dtype = like.dtype
     else:
         value = np.asarray(value)  # result_type takes arrays and scalars, not lists
         dtype = np.result_type(like.data, value)
-    out._init_leaf(np.asarray(value, dtype=dtype), False, None)
-    return out
+    return Tensor(value, dtype=dtype)
+
+
+def floating(op: str, x: Tensor) -> Tensor:
+    """``x``, if it holds floats; exp, log, sigmoid and tanh of integers are refused (as torch)."""
+    if x.dtype.kind != "f":
+        raise TypeError(f"{op}: needs a floating tensor, got {x.dtype}; convert it first "
+                        "with x.astype(np.float32)")
+    return x
+
+
+def matmul(a, b) -> Tensor:
+    """``a @ b`` with numpy's rules (1-D operands are promoted, batch axes broadcast)."""
+    a, b = as_tensors("matmul", (a, b))
+    if a.ndim == 0 or b.ndim == 0:
+        raise ShapeError(f"matmul: needs at least 1-D operands, got shapes {a.shape} and {b.shape}")
+    inner_a = a.shape[-1]
+    inner_b = b.shape[-2] if b.ndim > 1 else b.shape[0]
+    if inner_a != inner_b:
+        raise ShapeError(f"matmul: shapes {a.shape} and {b.shape} don't line up: "
+                         f"{inner_a} != {inner_b}")
+    try:
+        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ShapeError(f"matmul: batch axes of shapes {a.shape} and {b.shape} "
+                         "can't be broadcast together") from None
+    return apply(ops.matmul, a, b)
+
+
+_ARRAY_INDEX = (np.ndarray, list, Tensor)
+
+
+def checked_index(index):
+    """``index`` with its arrays copied (a caller changing them later must not move the
+    gradient) and checked to hold integers or booleans."""
+    parts = index if isinstance(index, tuple) else (index,)
+    if any(isinstance(p, _ARRAY_INDEX) for p in parts):
+        parts = tuple(_array_index(p) if isinstance(p, _ARRAY_INDEX) else p for p in parts)
+        index = parts if isinstance(index, tuple) else parts[0]
+    return index
+
+
+def _array_index(part) -> np.ndarray:
+    index = np.array(part.numpy() if isinstance(part, Tensor) else part)
+    if index.dtype.kind == "f":
+        raise IndexError(f"getitem: an index array must hold integers or booleans, got "
+                         f"{index.dtype} (Tensors are float by default: pass dtype=np.int64)")
+    return index
+
+
+def _values_of(other) -> np.ndarray:
+    return other._value("x op y: y") if isinstance(other, Tensor) else other
+
+
+# -- the order of backward ----------------------------------------------------------------
+
+def topological_order(root: Tensor) -> list[Tensor]:
+    """Every tensor that ``root`` depends on and that requires grad, parents first.
+
+    A depth-first walk with an explicit stack (no recursion: a 100,000-step chain
+    is fine): a node is listed once all of its parents are.
+    """
+    order: list[Tensor] = []
+    visited = {root}
+    stack = [(root, iter(root.parents))]
+    while stack:
+        node, parents = stack[-1]
+        for parent in parents:
+            if parent.requires_grad and parent not in visited:
+                visited.add(parent)
+                stack.append((parent, iter(parent.parents)))
+                break
+        else:
+            stack.pop()
+            order.append(node)
+    return order

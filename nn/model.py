@@ -58,11 +58,10 @@ class Model(Trainable, Module):
             self._set_graph(inputs, outputs)
 
     def __call__(self, *args, **kwargs):
-        # The whole call is one graph: it frees the values of what it doesn't return once it
-        # outgrows mt.values.SMALL_GRAPH, whatever the size of each layer. The collector is
-        # paused meanwhile: the ~12,000 objects of a seed-model forward pass hold no cycles,
-        # and it would walk them again and again (measured: one step in ten then paid a full
-        # collection of ~100 ms in a hand-written training loop).
+        # The collector is paused meanwhile: the ~12,000 objects of a seed-model forward pass
+        # hold no cycles, and it would walk them again and again (measured: one step in ten
+        # then paid a full collection of ~100 ms in a hand-written training loop). Inside
+        # mt.freeing_values() (fit's step) the values the call doesn't return are dropped.
         with collector_paused():
             return mt.freeing_intermediates(super().__call__, *args, **kwargs)
 

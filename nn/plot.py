@@ -45,8 +45,7 @@ def draw_model(model, x=None, y=None, level: str = "op", loss=None, **options) -
     ``x`` (default: one sample of ones shaped like the input), and of the loss if ``y`` is given.
     ``options`` go to ``mt.draw_graph`` (max_steps, group, show_shapes, rankdir, show_values...).
     With ``show_values=True`` and ``y``, a backward pass (keeping every gradient) runs first so
-    each node shows d loss/d node; the parameters' ``.grad`` are left as they were. The forward
-    pass then runs under ``mt.keep_values()``, so every node has its value."""
+    each node shows d loss/d node; the parameters' ``.grad`` are left as they were."""
     if level == "layer":
         op_only = sorted(set(options) - {"rankdir"})
         if op_only:
@@ -64,11 +63,7 @@ def draw_model(model, x=None, y=None, level: str = "op", loss=None, **options) -
         x = [np.ones((1, *(3 if n is None else n for n in s[1:])),
                      dtype=mt.get_default_dtype()) for s in shapes]
         x = x[0] if len(x) == 1 else x
-    if options.get("show_values"):
-        with mt.keep_values():
-            output = model(x)
-    else:
-        output = model(x)
+    output = model(x)
     if isinstance(output, list | tuple):
         raise ValueError(f"{model.name}: draw() draws the graph of one output, and the model "
                          f"has {len(output)}; draw one of them: "

@@ -176,7 +176,8 @@ class Trainable:
 
     def _train_step(self, x_batch, y_batch, epoch: int, batch: int) -> dict[str, float]:
         where = f"at epoch {epoch + 1}, batch {batch + 1}"
-        prediction = self(x_batch)
+        with mt.freeing_values():  # this graph is thrown away after backward: keep only
+            prediction = self(x_batch)  # what backward reads (microtensor/speedups.py)
         loss = self._loss_of(y_batch, prediction, self.output_mask)
         if not np.isfinite(loss.item()):
             raise _diverged(f"the loss became {loss.item()} {where}")

@@ -1,0 +1,203 @@
+"""The engine's speed and memory machinery, in one module a reader can skip. Without it:
+
+    grad = g if grad is None else grad + g      # how backward adds up gradients
+    (and every tensor keeps its value)           # what a forward pass keeps
+
+``with mt.plain_engine():`` switches all of it off; the tests check that both ways
+give the same gradients. What each piece buys is measured in benchmarks/README.md.
+
+**Adding up gradients.** ``PlainSum`` is the first line above. ``GradientSum`` gives
+the same sums with less memory traffic:
+
+* Slices. The gradient of ``x[index]`` is a ``Scatter``: "g, at ``index`` of zeros
+  shaped like x". Made dense one by one, the T slices ``x[t]`` of a time loop would
+  cost T full-size arrays, O(T^2) work; here all the slices of one tensor are added
+  into one buffer.
+* Ownership. The first gradient to reach a node is kept as it is (often a view, or
+  an array also handed to another input); when a second one arrives, their sum is
+  made once into a new array owned here, and later ones are added into it in place
+  instead of allocating ``grad + g`` each time.
+
+**Dropping values (opt-in).** By default every tensor keeps its value, so any forward
+pass can be looked at whole. A training step that throws its graph away after
+``backward`` (``fit``'s own step) doesn't need them all: an LSTM step makes tensors
+holding 17 × (batch, units) numbers, and its backward reads only 7 × (batch, units)
+of them (each op's ``backward`` captured the arrays it needs when it ran). Inside
+``with mt.freeing_values():`` each layer call and each step of a recurrent layer,
+once done, replaces the value of every tensor it made and doesn't return by a
+placeholder that takes no memory. The tensors keep their place in the graph (op,
+shape, parents); using one's value again raises ``FreedValueError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .context import state
+
+# -- adding up gradients -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scatter:
+    """The gradient of ``x[index]``: ``values`` at ``index`` of zeros of ``shape``."""
+
+    shape: tuple[int, ...]
+    index: object
+    values: np.ndarray
+
+    def add_into(self, buffer: np.ndarray) -> None:
+        """buffer[index] += values, also where an array index repeats an element."""
+        parts = self.index if isinstance(self.index, tuple) else (self.index,)
+        if any(isinstance(p, np.ndarray) for p in parts):
+            np.add.at(buffer, self.index, self.values)
+        else:
+            buffer[self.index] += self.values
+
+    def dense(self) -> np.ndarray:
+        buffer = np.zeros(self.shape, self.values.dtype)
+        self.add_into(buffer)
+        return buffer
+
+
+class PlainSum:
+    """d loss / d node for the nodes of one backward pass: ``grad + g``, nothing else."""
+
+    def __init__(self) -> None:
+        self.grads: dict = {}
+
+    def add(self, node, g) -> None:
+        if isinstance(g, Scatter):
+            g = g.dense()
+        grad = self.grads.get(node)
+        self.grads[node] = g if grad is None else grad + g
+
+    def pop(self, node) -> np.ndarray | None:
+        return self.grads.pop(node, None)
+
+
+class GradientSum(PlainSum):
+    """The same sums; slices of one node go into one buffer, and a sum made here is added to
+    in place."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.owned: set[int] = set()  # ids of the nodes whose array was made here
+
+    def add(self, node, g) -> None:
+        grad = self.grads.get(node)
+        if grad is None and not isinstance(g, Scatter):
+            self.grads[node] = g  # not ours to change: someone else may hold it too
+            return
+        if id(node) not in self.owned:
+            grad = np.zeros(g.shape, g.values.dtype) if grad is None else grad.copy()
+            self.grads[node] = grad
+            self.owned.add(id(node))
+        if isinstance(g, Scatter):
+            g.add_into(grad)
+        else:
+            grad += g
+
+    def pop(self, node) -> np.ndarray | None:
+        self.owned.discard(id(node))
+        return self.grads.pop(node, None)
+
+
+def new_gradient_sum() -> PlainSum:
+    return PlainSum() if state.plain_engine else GradientSum()
+
+
+# -- dropping values -----------------------------------------------------------------------
+
+class FreedArray(np.ndarray):
+    """The placeholder of a dropped value: NaNs of its shape and dtype, in no memory."""
+
+
+def is_freed(data: np.ndarray) -> bool:
+    return type(data) is FreedArray
+
+
+def freed_message(tensor, user: str) -> str:
+    """Why ``user`` can't have this tensor's value."""
+    what = f"{tensor.name} = {tensor.op}" if tensor.name else tensor.op
+    where = f" made in {tensor.scope}" if tensor.scope else ""
+    where += f" at step {tensor.step}" if tensor.step else ""
+    return (f"{user} is the tensor {what} {tensor.shape}{where}, whose value was dropped "
+            "inside mt.freeing_values() when the call that made it returned without it; "
+            "run the forward pass outside that block to keep every value")
+
+
+def note_made(tensor) -> None:
+    """Inside freeing_values(): remember a new graph tensor, for the call under way to drop."""
+    state.made.append(tensor)
+
+
+def _tensors_in(value: Any) -> list:
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list | tuple):
+        return [t for item in value for t in _tensors_in(item)]
+    return [value] if hasattr(value, "parents") else []
+
+
+def freeing_intermediates(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)``. Inside ``freeing_values()``, the float tensors it made and
+    doesn't return drop their values; the ones it returns are left to the call around it."""
+    if not state.free_values or state.plain_engine:
+        return fn(*args, **kwargs)
+    made = state.made
+    start = len(made)
+    result = fn(*args, **kwargs)
+    returned = {id(t) for t in _tensors_in(result)}
+    kept = []
+    for tensor in made[start:]:
+        if id(tensor) in returned:
+            kept.append(tensor)
+        elif tensor.data.dtype.kind == "f":
+            tensor.data = np.broadcast_to(np.array(np.nan, tensor.dtype),
+                                          tensor.shape).view(FreedArray)
+    made[start:] = kept
+    return result
+
+
+class _Switch:
+    """A ``with`` block that sets one flag of the thread's state, then restores it."""
+
+    __slots__ = ("_previous",)
+    flag: str
+
+    def __init__(self) -> None:
+        self._previous: list[bool] = []  # a stack: the same object may be re-entered
+
+    def __enter__(self) -> None:
+        self._previous.append(getattr(state, self.flag))
+        setattr(state, self.flag, True)
+
+    def __exit__(self, *exc_info) -> None:
+        setattr(state, self.flag, self._previous.pop())
+        if not state.free_values:
+            state.made = []
+
+
+class freeing_values(_Switch):  # noqa: N801 - used like a function: `with mt.freeing_values():`
+    """Inside this block, layers drop the values of intermediates no backward needs.
+
+    For a training loop that only wants the gradients; ``fit`` uses it for its
+    own step. Looking inside (``model.record``, pictures with values) needs the
+    values: run those forward passes outside the block.
+    """
+
+    __slots__ = ()
+    flag = "free_values"
+
+
+class plain_engine(_Switch):  # noqa: N801 - used like a function: `with mt.plain_engine():`
+    """Inside this block the engine runs without this module: gradients are added up as
+    ``grad + g`` and every value is kept (even inside ``freeing_values()``)."""
+
+    __slots__ = ()
+    flag = "plain_engine"
