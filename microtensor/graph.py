@@ -501,7 +501,7 @@ def _emit_clusters(graph: graphviz.Digraph, nodes: list[Node],
             layer.attr(label=scope or "", style="rounded", color="#9aa7b8", fontsize="12")
             for node in loose:
                 _add_node(layer, node)
-            boxes = [node for node in loose if node.kind not in ("param", "data")]
+            boxes = [node for node in loose if node.kind in ("step", "output")]
             params = [node for node in loose if node.kind == "param"]
             if leaves_beside_first and boxes and params:
                 with layer.subgraph() as row:
