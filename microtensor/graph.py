@@ -14,11 +14,17 @@ Two facts about ``dot`` shape the design (see FACTS.md):
   that uses it. Every piece of that line joins neighbouring steps, so the
   layout stays local, and the sharing is still one visible line. Any other
   value made outside the steps and used by several (an input projection of all
-  steps at once) gets the same treatment.
+  steps at once) gets the same treatment, and so does a value used by many ops
+  of a graph without time steps (the weight of a hand-written loop).
 * Big unrolls are still slow or break ``dot`` (Graphviz 2.43 sometimes stops
   with "trouble in init_rank" on ~2,000 clustered nodes), so they are elided:
   the first ``max_steps`` steps and the last one of each recurrent layer are
-  kept and the rest become one "… elided" node.
+  kept and the rest become one "… elided" node. A big graph without time
+  steps keeps its first and last ops instead (``_elide_chain``), and ``dot``
+  itself runs with a time limit (graph_render.py).
+
+``level="step"`` folds each time step into one box of equations (graph_steps.py);
+the labels of both levels are written in graph_labels.py.
 """
 
 from __future__ import annotations
