@@ -17,6 +17,8 @@ gradients, Adam step and predictions from the same weights.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import gc
 import os
 import platform
@@ -27,50 +29,68 @@ import tracemalloc
 from collections.abc import Callable
 
 import numpy as np
+import previous_engine
 from numpy_reference import NumpySeedModel, seed_weights, split_layers
 from primitives_reference import NumpyPrimitivesModel
 
 TIMESTEPS, FEATURES = 50, 10
 PREDICT_BATCH = 256
+PREVIOUS_ENGINE = "a818e52"  # the engine that freed values by default, with per-node tricks
 TOLERANCE = 1e-8  # relative, float64: the implementations differ only in rounding order
 
 
 class MicrotensorSeedModel:
-    """The seed model through microtensor's public API: nn.Model, nn.losses, optim.Adam."""
+    """The seed model through microtensor's public API: nn.Model, nn.losses, optim.Adam.
 
-    def __init__(self, weights: list[np.ndarray], lr: float = 1e-3, timesteps: int = TIMESTEPS):
-        import microtensor as mt
-        import nn
-        import optim
+    ``mode`` is the training step timed: "fit" is ``model.train_step``, the step ``fit``
+    runs for each batch (it drops the values backward doesn't need, see
+    microtensor/speedups.py); "loop" a PyTorch-style loop that keeps every value;
+    "loop, freeing" the same loop inside ``mt.freeing_values()``. ``modules`` are the
+    packages to use (those of the previous engine, see previous_engine.py), else the current.
+    """
 
-        self.mt, self.nn = mt, nn
-        lstms, denses = split_layers(weights)
-        inp = nn.Input(shape=(timesteps, weights[0].shape[0]))
-        x, self.keras_names = inp, []
-        for n, (_, recurrent_kernel, _) in enumerate(lstms):
-            name = f"lstm{n + 1}"
-            x = nn.LSTM(recurrent_kernel.shape[0], return_sequences=n < len(lstms) - 1,
-                        name=name)(x)
-            self.keras_names += [f"{name}/kernel", f"{name}/recurrent_kernel", f"{name}/bias"]
-        for n, (kernel, _) in enumerate(denses):
-            last = n == len(denses) - 1
-            name = "output" if last else f"dense{n + 1}"
-            x = nn.Dense(kernel.shape[1], activation="sigmoid" if last else "relu", name=name)(x)
-            self.keras_names += [f"{name}/kernel", f"{name}/bias"]
-        self.model = nn.Model(inputs=inp, outputs=x)
-        self.model.set_weights(weights)
-        self.optimizer = optim.Adam(self.model.parameters(), lr=lr)
+    def __init__(self, weights: list[np.ndarray], lr: float = 1e-3, timesteps: int = TIMESTEPS,
+                 mode: str = "fit", modules: dict | None = None):
+        with previous_engine.using(modules) if modules else contextlib.nullcontext():
+            import microtensor as mt
+            import nn
+            import optim
 
-    def _loss(self, x: np.ndarray, y: np.ndarray):
-        mt = self.mt
-        return self.nn.losses.binary_crossentropy(mt.Tensor(y), self.model(mt.Tensor(x)))
+            self.mt, self.nn, self.mode = mt, nn, mode
+            lstms, denses = split_layers(weights)
+            inp = nn.Input(shape=(timesteps, weights[0].shape[0]))
+            x, self.keras_names = inp, []
+            for n, (_, recurrent_kernel, _) in enumerate(lstms):
+                name = f"lstm{n + 1}"
+                x = nn.LSTM(recurrent_kernel.shape[0], return_sequences=n < len(lstms) - 1,
+                            name=name)(x)
+                self.keras_names += [f"{name}/kernel", f"{name}/recurrent_kernel",
+                                     f"{name}/bias"]
+            for n, (kernel, _) in enumerate(denses):
+                last = n == len(denses) - 1
+                name = "output" if last else f"dense{n + 1}"
+                x = nn.Dense(kernel.shape[1], activation="sigmoid" if last else "relu",
+                             name=name)(x)
+                self.keras_names += [f"{name}/kernel", f"{name}/bias"]
+            self.model = nn.Model(inputs=inp, outputs=x)
+            self.model.set_weights(weights)
+            self.optimizer = optim.Adam(self.model.parameters(), lr=lr)
+            self.model.compile(optimizer=self.optimizer, loss="binary_crossentropy")
+            self.freeing = getattr(mt, "freeing_values", contextlib.nullcontext)
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
-        loss = self._loss(x, y)
+        if self.mode == "fit":
+            return self.model.train_step(x, y)["loss"]
+        with self.freeing() if self.mode == "loop, freeing" else contextlib.nullcontext():
+            loss = self._loss(x, y)
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
         return loss.item()
+
+    def _loss(self, x: np.ndarray, y: np.ndarray):
+        mt = self.mt
+        return self.nn.losses.binary_crossentropy(mt.Tensor(y), self.model(mt.Tensor(x)))
 
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> tuple[float, list[np.ndarray]]:
         self.optimizer.zero_grad()
@@ -88,7 +108,10 @@ class MicrotensorSeedModel:
 
 # -- which implementations can run here ---------------------------------------------------
 
-def implementations(use_torch: bool) -> dict[str, Callable]:
+MAIN_ROW = "microtensor, fit's step"
+
+
+def implementations(use_torch: bool, previous: str | None) -> dict[str, Callable]:
     """Row name -> factory(weights) -> model with train_step/loss_and_grads/predict/get_weights."""
     factories: dict[str, Callable] = {}
     try:
@@ -97,10 +120,20 @@ def implementations(use_torch: bool) -> dict[str, Callable]:
         import optim
         # Touch every name the step uses, so a half-written API skips instead of crashing.
         _ = (nn.Input, nn.LSTM, nn.Dense, nn.Model, nn.losses.binary_crossentropy, optim.Adam,
-             mt.set_default_dtype)
-        factories["microtensor"] = MicrotensorSeedModel
+             mt.set_default_dtype, mt.freeing_values)
+        factories[MAIN_ROW] = MicrotensorSeedModel
+        factories["microtensor, loop keeping every value"] = functools.partial(
+            MicrotensorSeedModel, mode="loop")
+        factories["microtensor, loop in freeing_values()"] = functools.partial(
+            MicrotensorSeedModel, mode="loop, freeing")
     except (ImportError, AttributeError) as err:
         print(f"skipping microtensor rows: {type(err).__name__}: {err}")
+    if previous:
+        modules = previous_engine.load(previous)
+        factories[f"previous engine ({previous}), fit's step"] = functools.partial(
+            MicrotensorSeedModel, modules=modules)
+        factories[f"previous engine ({previous}), loop"] = functools.partial(
+            MicrotensorSeedModel, modules=modules, mode="loop")
     factories["numpy reference (hand-written BPTT)"] = NumpySeedModel
     factories["numpy, microtensor's ops, no graph"] = NumpyPrimitivesModel
     if use_torch:
@@ -113,10 +146,13 @@ def implementations(use_torch: bool) -> dict[str, Callable]:
     return factories
 
 
-def set_microtensor_dtype(dtype) -> None:
-    """Tensors that microtensor makes from plain arrays (weights, mt.Tensor(x)) take this dtype."""
-    if "microtensor" in sys.modules:
-        sys.modules["microtensor"].set_default_dtype(dtype)
+def set_microtensor_dtype(dtype, factories: dict[str, Callable]) -> None:
+    """Tensors that microtensor makes from plain arrays (weights, mt.Tensor(x)) take this dtype,
+    in the current engine and in the previous one."""
+    previous = [getattr(f, "keywords", {}).get("modules") or {} for f in factories.values()]
+    for modules in (sys.modules, *previous):
+        if "microtensor" in modules:
+            modules["microtensor"].set_default_dtype(dtype)
 
 
 def print_header(use_torch: bool) -> None:
@@ -164,7 +200,7 @@ def relative_error(got: np.ndarray, want: np.ndarray) -> float:
 
 def check_agreement(factories: dict[str, Callable], batch: int = 4) -> None:
     """float64: same loss, gradients, Adam step and predictions as the numpy reference, or exit."""
-    set_microtensor_dtype(np.float64)
+    set_microtensor_dtype(np.float64, factories)
     try:
         rng = np.random.default_rng(0)
         weights = seed_weights(rng, FEATURES, dtype=np.float64)
@@ -177,7 +213,7 @@ def check_agreement(factories: dict[str, Callable], batch: int = 4) -> None:
             model.train_step(x, y)
             results[name] = (loss, grads, model.get_weights(), model.predict(x))
     finally:
-        set_microtensor_dtype(np.float32)
+        set_microtensor_dtype(np.float32, factories)
 
     reference_name = next(n for n in results if n.startswith("numpy ref"))
     ref_loss, ref_grads, ref_weights, ref_pred = results.pop(reference_name)
@@ -263,7 +299,7 @@ def paired_ratio(samples: dict, name: str, base: str, column: str) -> float:
 
 
 def print_table(samples: dict, names: list[str], columns: list[str]) -> None:
-    base = "microtensor" if "microtensor" in names else names[0]
+    base = MAIN_ROW if MAIN_ROW in names else names[0]
     print(f"\n| implementation | {' | '.join(c + ' (ms)' for c in columns)} | "
           f"time ÷ {base} ({' / '.join(columns)}) |")
     print("|---" * (len(columns) + 2) + "|")
@@ -272,11 +308,12 @@ def print_table(samples: dict, names: list[str], columns: list[str]) -> None:
         ratios = [f"{paired_ratio(samples, name, base, c):.2f}" for c in columns]
         print(f"| {name} | {' | '.join(cells)} | {' / '.join(ratios)} |")
     print("\n(times: medians over rounds; ratios: medians of the per-round ratios)")
-    if base == "microtensor":
-        for other in (n for n in names if n.startswith(("numpy ref", "torch autograd"))):
+    if base == MAIN_ROW:
+        for other in (n for n in names if n.startswith(("numpy ref", "torch autograd",
+                                                         "previous"))):
             ratios = ", ".join(f"{paired_ratio(samples, base, other, c):.2f}× ({c})"
                                for c in columns)
-            print(f"microtensor ÷ {other}: {ratios}")
+            print(f"{base} ÷ {other}: {ratios}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -287,12 +324,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pause", type=float, default=0.2,
                         help="seconds of idle before each timed call (default 0.2; see measure)")
     parser.add_argument("--no-torch", action="store_true", help="leave out the torch rows")
+    parser.add_argument("--previous", default=PREVIOUS_ENGINE,
+                        help=f"commit of the engine to compare with (default {PREVIOUS_ENGINE},"
+                             " the last one before every value was kept); '' for none")
     args = parser.parse_args(argv)
     rounds = 3 if args.quick else args.rounds
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
 
     print_header(not args.no_torch)
-    factories = implementations(not args.no_torch)
+    factories = implementations(not args.no_torch, args.previous or None)
     check_agreement(factories)
 
     weights = seed_weights(np.random.default_rng(1), FEATURES, dtype=np.float32)

@@ -9,6 +9,7 @@ from .context import (
     set_default_dtype,
 )
 from .errors import FreedValueError, ShapeError
+from .explore import Explorer, explore
 from .functional import (
     clip,
     concatenate,
@@ -39,6 +40,7 @@ __all__ = [
     "set_default_dtype", "sigmoid", "softmax", "stack", "tanh", "topological_order",
     "unbroadcast", "where",
 ]
+__all__ += ["Explorer", "explore"]
 __version__ = "0.1.0"
 
 

@@ -40,10 +40,12 @@ class Dense(Layer):
 
     def forward(self, x: mt.Tensor) -> mt.Tensor:
         """x (batch, ..., in) -> (batch, ..., units)."""
-        y = x @ self.kernel
-        if self.use_bias:
-            y = y + self.bias
-        return self.activation(y)
+        product = x @ self.kernel
+        z = product + self.bias if self.use_bias else product
+        output = self.activation(z)
+        # Names for model.record and the pictures (a linear output is z itself).
+        product.name, z.name, output.name = "x @ kernel", "z", "output"
+        return output
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         return (*input_shape[:-1], self.units)

@@ -69,10 +69,7 @@ def gradient_flow(model, x, y, loss=None) -> dict[str, np.ndarray]:
     Parameters' ``.grad`` are left exactly as they were (see
     ``parameter_grads_restored``); weights and optimizer state are not touched.
     """
-    loss_fn = losses.get(loss) if loss is not None else getattr(model, "loss", None)
-    if loss_fn is None:
-        raise ValueError(f"gradient_flow: {model.name} is not compiled; pass loss= "
-                         "(a loss function or a name such as 'binary_crossentropy')")
+    loss_fn = losses.of_model(model, loss, "gradient_flow")
     with parameter_grads_restored(model):
         value = loss_fn(y, model(x))
         states = hidden_states(value)

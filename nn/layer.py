@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import numbers
 import re
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -65,7 +66,12 @@ def _looked_up(layer, get: Callable[[Any], Any], value):
         raise ValueError(f"{layer.name} ({type(layer).__name__}): {err}") from None
 
 
-_attempts: list[list[Callable[[], None]]] = []  # the undo steps of each open build_attempt
+class _Attempts(threading.local):
+    def __init__(self) -> None:
+        self.open: list[list[Callable[[], None]]] = []  # undo steps of each open attempt
+
+
+_attempts = _Attempts()  # per thread: a build in one thread is not undone by another's error
 
 
 @contextmanager
@@ -77,7 +83,8 @@ def build_attempt() -> Iterator[None]:
     still takes everything back if it fails later (Sequential: layer 1 built, layer 2 raises).
     """
     steps: list[Callable[[], None]] = []
-    _attempts.append(steps)
+    attempts = _attempts.open
+    attempts.append(steps)
     try:
         yield
     except BaseException:
@@ -85,15 +92,15 @@ def build_attempt() -> Iterator[None]:
             undo()
         raise
     finally:
-        _attempts.pop()
-    if _attempts:
-        _attempts[-1].extend(steps)
+        attempts.pop()
+    if attempts:
+        attempts[-1].extend(steps)
 
 
 def on_failure(undo: Callable[[], None]) -> None:
     """Have the innermost open build_attempt run ``undo`` if it fails (none open: nothing)."""
-    if _attempts:
-        _attempts[-1].append(undo)
+    if _attempts.open:
+        _attempts.open[-1].append(undo)
 
 
 def snake_case(name: str) -> str:

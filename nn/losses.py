@@ -124,5 +124,14 @@ def get(loss: str | Loss) -> Loss:
     return lookup("loss", _BY_NAME, loss)
 
 
+def of_model(model, loss: str | Loss | None, caller: str) -> Loss:
+    """``loss`` (a function or name) if given, else the loss ``model`` was compiled with."""
+    found = get(loss) if loss is not None else getattr(model, "loss", None)
+    if found is None:
+        raise ValueError(f"{caller} needs a loss: {model.name} is not compiled; pass loss= "
+                         "(a loss function or a name such as 'binary_crossentropy')")
+    return found
+
+
 def name_of(loss: Loss) -> str:
     return name_in(_BY_NAME, loss)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import microtensor as mt
 
@@ -168,6 +169,21 @@ class Model(Trainable, Module):
         loss when ``y`` is given. See ``mt.draw_graph``."""
         from .plot import draw_model
         return draw_model(self, x, y, level=level, **options)
+
+    def record(self, x, y=None, loss=None):
+        """One pass on ``x`` that keeps every value, to look inside (see ``nn.record``):
+        ``rec.value("lstm1", "f", step=3)`` is lstm1's forget gate at step 3, (batch, units).
+        With ``y``, the loss (compiled, or ``loss=``) and its backward pass:
+        ``rec.grad("lstm1", "h", step=3)``. ``rec.names(layer)``, ``rec.steps(layer)``."""
+        from .record import record
+        return record(self, x, y, loss)
+
+    def explore(self, x, path: str | Path | None = None, y=None, loss=None):
+        """The whole unrolled graph of one forward pass on ``x`` (and the loss on ``y``, with
+        gradients) as one interactive HTML file at ``path``; without a path, an object that
+        Jupyter shows inline. Layer -> time step -> op, values and gradients: see mt.explore."""
+        from .explore import explore_model
+        return explore_model(self, x, path, y=y, loss=loss)
 
     def save(self, path) -> None:
         """Write architecture and weights to one ``.npz`` file (no pickle); see nn.load_model."""

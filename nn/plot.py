@@ -69,10 +69,7 @@ def draw_model(model, x=None, y=None, level: str = "op", loss=None, **options) -
                          f"has {len(output)}; draw one of them: "
                          "mt.draw_graph(model(x)[k]), or level='layer' for the whole model")
     if y is not None:
-        loss_fn = losses.get(loss) if loss is not None else getattr(model, "loss", None)
-        if loss_fn is None:
-            raise ValueError(f"{model.name}: draw(y=...) needs a loss: compile the model or "
-                             "pass loss=")
+        loss_fn = losses.of_model(model, loss, f"{model.name}.draw(y=...)")
         output = loss_fn(y, output)
         if options.get("show_values"):
             from .inspect import parameter_grads_restored

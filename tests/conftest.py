@@ -52,6 +52,30 @@ def matplotlib():
     return _import_or_need("matplotlib")
 
 
+@pytest.fixture
+def chromium_driver(tmp_path):
+    """Selenium driving Debian's headless Chromium at a 1280 × 800 viewport, logging the
+    console; skips locally, fails under CI, if Chromium, chromedriver or selenium is missing."""
+    webdriver = _import_or_need("selenium.webdriver")
+    browser, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
+    _need(browser is not None and driver_path is not None,
+          "Chromium and chromedriver (Debian: apt-get install chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-background-networking", "--disable-component-update",
+                     "--no-first-run", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=webdriver.ChromeService(driver_path), options=options)
+    try:
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False})
+        yield driver
+    finally:
+        driver.quit()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_state():
     """Every test starts from float32 default, grad enabled, no scope."""

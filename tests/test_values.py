@@ -164,3 +164,18 @@ def test_show_values_of_a_freed_graph_says_how_to_see_them():
     assert "data freed" in source and "outside that block" in source
     loss = layer(x).sum()
     assert "freed" not in mt.draw_graph(loss, show_values=True, max_steps=1).source
+
+
+def test_a_trained_model_keeps_every_value_of_a_plain_call():
+    nn.set_seed(0)
+    inp = nn.Input(shape=(20, 3))
+    hidden = nn.LSTM(8, return_sequences=True, name="lstm1")(inp)
+    out = nn.Dense(1, activation="sigmoid")(nn.LSTM(4, name="lstm2")(hidden))
+    model = nn.Model(inp, out)
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((16, 20, 3)), rng.integers(0, 2, (16, 1)).astype(float)
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)  # fit's own step drops values...
+    graph = mt.topological_order(model(x[:2]))  # ...a plain call afterwards keeps them all
+    assert len(graph) > 500 and not any(is_freed(t.data) for t in graph)
+    assert all(np.isfinite(t.numpy()).all() for t in graph)
