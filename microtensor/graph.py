@@ -121,7 +121,7 @@ def draw_graph(root: Tensor, show_shapes: bool = True, group: str | None = "modu
     check_rankdir("draw_graph", rankdir)
     if max_steps is not None and max_steps < 0:
         raise ValueError(f"draw_graph: max_steps must be >= 0, got {max_steps}")
-    nodes, edges, note = _collect(root, show_shapes, show_values)
+    nodes, edges, note, users = _collect(root, show_values)
     if show_values:
         _check_value_picture_size(nodes, edges, max_steps, max_nodes or MAX_VALUE_NODES)
     elif max_steps is None:
@@ -133,6 +133,7 @@ def draw_graph(root: Tensor, show_shapes: bool = True, group: str | None = "modu
                 nodes, edges, note = _elide_chain(nodes, edges, max_nodes)
     if max_steps is not None:
         nodes, edges = _elide(nodes, edges, max_steps)
+    _write_labels(nodes, root, show_shapes, show_values, users)
     if level == "step":
         nodes, labelled = step_boxes(nodes, edges, root)
         return _emit(nodes, labelled, "module" if group else None, rankdir, note,
@@ -147,31 +148,50 @@ def _shape_text(tensor: Tensor) -> str:
     return str(tuple(tensor.shape)) if tensor.ndim else "scalar"
 
 
-def _describe(tensor: Tensor, root: Tensor, show_shapes: bool,
-              users: list[Tensor]) -> tuple[str, str, str | None]:
-    """(kind, label, scope) of one drawn tensor."""
-    shape = _shape_text(tensor) if show_shapes else ""
+def _kind_and_scope(tensor: Tensor, root: Tensor) -> tuple[str, str | None]:
+    """op, output (``root``), param (a leaf that requires grad) or data; and its layer."""
     if not tensor.is_leaf:
+        return "output" if tensor is root else "op", tensor.scope
+    if tensor.requires_grad:
+        # A parameter made outside its layer's scope still belongs to layer "lstm1/...".
+        name = tensor.name or ""
+        return "param", tensor.scope or (name.split("/")[0] if "/" in name else None)
+    return "data", tensor.scope
+
+
+def _label(tensor: Tensor, kind: str, root: Tensor, show_shapes: bool,
+           users: list[Tensor]) -> str:
+    """What one drawn tensor's box says."""
+    shape = _shape_text(tensor) if show_shapes else ""
+    if kind in ("op", "output"):
         text = op_label(tensor, root, users)
         if tensor.name:  # layers name the values a reader looks for: "f = sigmoid"
             text = (f"{tensor.name} = {text}" if display_name(tensor) == tensor.name
                     else f"{tensor.name}\\n{text}")  # a description in words: its own line
-        kind = "op"
-        if tensor is root:
-            kind, text = "output", f"{'loss' if tensor.ndim == 0 else 'output'}: {text}"
-        return kind, f"{text}\\n{shape}" if shape else text, tensor.scope
-    if tensor.requires_grad:
-        name = tensor.name or "parameter"
-        # A parameter made outside its layer's scope still belongs to layer "lstm1/...".
-        scope = tensor.scope or (name.split("/")[0] if "/" in name else None)
-        return "param", f"{name} {shape}".strip(), scope
+        if kind == "output":
+            text = f"{'loss' if tensor.ndim == 0 else 'output'}: {text}"
+        return f"{text}\\n{shape}" if shape else text
+    if kind == "param":
+        return f"{tensor.name or 'parameter'} {shape}".strip()
     if tensor.name:
         name = tensor.name.replace(": ", ":\\n")  # a description in words: two lines
     elif tensor.op:
         name = f"{tensor.op} (no grad)"
     else:
         name = "input" if tensor.scope is None else "constant"
-    return "data", f"{name} {shape}".strip(), tensor.scope
+    return f"{name} {shape}".strip()
+
+
+def _write_labels(nodes: list[Node], root: Tensor, show_shapes: bool, show_values: bool,
+                  users: dict[int, list[Tensor]]) -> None:
+    """Label the nodes left after elision (labels of thousands of elided ones would be
+    written for nothing)."""
+    for node in nodes:
+        if node.tensor is not None and not node.label:
+            node.label = _label(node.tensor, node.kind, root, show_shapes,
+                                users[id(node.tensor)])
+            if show_values:
+                node.label = values_label(node.label, node.tensor)
 
 
 def _in_time_order(root: Tensor) -> list[Tensor]:
@@ -193,10 +213,11 @@ def _in_time_order(root: Tensor) -> list[Tensor]:
     return sorted(order, key=lambda tensor: (-height[id(tensor)], tie[id(tensor)]))
 
 
-def _collect(root: Tensor, show_shapes: bool, show_values: bool = False
-             ) -> tuple[list[Node], list[tuple[str, str]], str | None]:
-    """Nodes in visit order with ids n0, n1, ... and edges (parent id, child id), and a note
-    for the picture (with ``show_values``, when intermediate values or gradients were freed)."""
+def _collect(root: Tensor, show_values: bool = False
+             ) -> tuple[list[Node], list[tuple[str, str]], str | None, dict[int, list[Tensor]]]:
+    """Nodes in visit order with ids n0, n1, ... (not labelled yet) and edges (parent id,
+    child id), a note for the picture (with ``show_values``, when intermediate values or
+    gradients were freed), and the users of each tensor, by id."""
     # The backward order holds every tensor that requires grad; the other parents
     # (input data, constants) are leaves, added just before their first user.
     order: list[Tensor] = []
@@ -213,16 +234,14 @@ def _collect(root: Tensor, show_shapes: bool, show_values: bool = False
     nodes: list[Node] = []
     key_of: dict[int, str] = {}
     for tensor in order:
-        kind, label, scope = _describe(tensor, root, show_shapes, users[id(tensor)])
-        if show_values:
-            label = values_label(label, tensor)
+        kind, scope = _kind_and_scope(tensor, root)
         key_of[id(tensor)] = key = f"n{len(nodes)}"
-        nodes.append(Node(key, kind, label, scope, None if kind == "param" else tensor.step,
-                           tensor=tensor))
+        nodes.append(Node(key, kind, "", scope, None if kind == "param" else tensor.step,
+                          tensor=tensor))
     edges = [(key_of[id(p)], key_of[id(t)]) for t in order for p in t.parents
              if id(p) in key_of]
     drawn = [t for t in order if t.requires_grad] if show_values else []
-    return nodes, edges, "; ".join(freed_notes(drawn)) or None
+    return nodes, edges, "; ".join(freed_notes(drawn)) or None, users
 
 
 # -- eliding time steps ------------------------------------------------------------------
