@@ -71,20 +71,21 @@ def _title(group: Group, has_steps: bool) -> str:
     return f"{scope}: {'after' if after else 'before'} the time steps"
 
 
-def _reference(tensor: Tensor, step: int | None) -> str:
-    """How a step's equations name a value made elsewhere: ``h_2`` for h of step 2, and an
-    unnamed output of a layer by the layer's name."""
+def _reference(tensor: Tensor, group: Group) -> str:
+    """How a box's equations name a value made elsewhere: ``h_2`` for h of step 2, and the
+    output of another layer (made outside its steps) by the layer's name."""
     name = display_name(tensor)
-    if name is None:
-        layer_output = tensor.scope and tensor.step is None and not tensor.is_leaf
+    layer_output = (tensor.scope and tensor.scope != group[0] and tensor.step is None
+                    and not tensor.is_leaf)
+    if name is None or layer_output:
         return tensor.scope if layer_output else "·"
-    if tensor.step is not None and tensor.step != step and tensor.requires_grad:
+    if tensor.step is not None and tensor.step != group[1] and tensor.requires_grad:
         return f"{name}_{tensor.step}"
     return name
 
 
 def _equations(members: list[Node], exported: set[int], root: Tensor,
-               step: int | None) -> list[str]:
+               group: Group) -> list[str]:
     """``name = expression`` for each named or exported value of one box, in order."""
     inside = {id(node.tensor) for node in members}
 
@@ -102,7 +103,7 @@ def _equations(members: list[Node], exported: set[int], root: Tensor,
         tensor = node.tensor
         if tensor.is_leaf or not (tensor.name or id(tensor) in exported):
             continue
-        text = equation(tensor, root, inline, lambda t: _reference(t, step))
+        text = equation(tensor, root, inline, lambda t: _reference(t, group))
         if tensor.name:
             lines.append(f"{display_name(tensor)} = {text}")
         elif tensor is root:
@@ -149,7 +150,7 @@ def step_boxes(nodes: list[Node], edges: list[tuple[str, str]], root: Tensor
             lines = [node.label.removeprefix(f"{group[0]}/") for node in group_members]
             boxes[group] = Node(box_key[group], "param", "\\n".join(lines), group[0], None)
             continue
-        lines = _equations(group_members, exported, root, group[1])
+        lines = _equations(group_members, exported, root, group)
         label = _title(group, group[0] in stepped) + "\\n" + "".join(line + "\\l" for line in lines)
         kind = "output" if any(node.tensor is root for node in group_members) else "step"
         boxes[group] = Node(box_key[group], kind, label, group[0], None)
