@@ -166,6 +166,8 @@ def test_the_readme_pictures_fit_a_page():
     readme = (IMAGES.parent.parent / "README.md").read_text()
     shown = re.findall(r"\]\(demos/images/([\w.-]+\.svg)\)", readme)
     assert len(shown) >= 3  # the cell, the seed model's steps, its layers
-    for name in shown:
+    committed = sorted(path.name for path in IMAGES.glob("*.svg"))
+    assert set(shown) <= set(committed)
+    for name in committed:
         width, _ = svg_size_pt(IMAGES / name)
         assert width <= PAGE_WIDTH_PT, f"{name} is {width:g} pt wide"
