@@ -8,9 +8,12 @@ from .context import (
     scope,
     set_default_dtype,
 )
+from .creation import manual_seed, ones, randn, tensor, zeros
 from .errors import FreedValueError, ShapeError
 from .explore import Explorer, explore
 from .functional import (
+    abs,
+    cat,
     clip,
     concatenate,
     exp,
@@ -22,6 +25,7 @@ from .functional import (
     relu,
     sigmoid,
     softmax,
+    sqrt,
     stack,
     tanh,
     where,
@@ -41,6 +45,8 @@ __all__ = [
     "unbroadcast", "where",
 ]
 __all__ += ["Explorer", "explore"]
+# torch's names and functions
+__all__ += ["abs", "cat", "manual_seed", "ones", "randn", "sqrt", "tensor", "zeros"]
 __version__ = "0.1.0"
 
 
