@@ -71,36 +71,16 @@ def plot_history(histories: dict, path: str, title: str) -> str:
 def render_graph(graph, path_without_suffix: str) -> str:
     """Render a Digraph to SVG; without Graphviz's `dot`, write the DOT text (.dot) instead."""
     from microtensor import GraphvizNotFoundError
+    from microtensor.graph import render
 
-    dot_path = path_without_suffix + ".dot"  # graphviz saves the source here before `dot` runs
     try:
-        return graph.render(dot_path, outfile=path_without_suffix + ".svg", cleanup=True)
+        return render(graph, path_without_suffix, format="svg")  # the picture only, no DOT file
     except GraphvizNotFoundError as err:
         print(f"  (no SVG: {str(err).split('.')[0]}; writing the DOT text instead)")
-        with open(dot_path, "w") as file:
+        path = path_without_suffix + ".dot"
+        with open(path, "w") as file:
             file.write(graph.source)
-        return dot_path
-
-
-def time_major_note(root) -> str:
-    """A sentence on the input copy a recurrent layer draws as "<input>, time steps first"."""
-    from microtensor import topological_order
-
-    copies = [parent for tensor in topological_order(root) for parent in tensor.parents
-              if (parent.name or "").endswith("time steps first")]
-    if not copies:
-        return ""
-    copy = copies[0]
-    timesteps, batch = copy.shape[:2]
-    data = f"{plural(batch, 'sample')} of {plural(timesteps, 'step')}"
-    return paragraph(f'In the picture, "{copy.name} {copy.shape}" is the input ({data}) copied '
-                     "with its axes reordered to (timesteps, batch, features), so that step t "
-                     "reads one block: x @ kernel + bias is then one product for all steps, "
-                     "before the loop.")
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+        return path
 
 
 def paragraph(text: str, width: int = WIDTH) -> str:

@@ -38,7 +38,8 @@ class Tensor:
     """
 
     __slots__ = ("data", "grad", "requires_grad", "op", "parents", "_backward", "name",
-                 "scope", "step", "_retain_grad")
+                 "scope", "step", "_retain_grad",
+                 "op_args")  # the op's constants (pow's exponent, an index), set by apply
     # numpy hands `ndarray * Tensor` to Tensor.__rmul__ instead of looping over our elements.
     __array_ufunc__ = None
 
@@ -537,7 +538,10 @@ def apply(op: Callable, *inputs, **constants) -> Tensor:
         shapes = " and ".join(str(t.shape) for t in inputs)
         raise ShapeError(f"{op.__name__}: shapes {shapes} can't be broadcast together (numpy "
                          "rules: trailing axes must be equal or 1)") from None
-    return Tensor._from_op(out, op.__name__, inputs, backward)
+    result = Tensor._from_op(out, op.__name__, inputs, backward)
+    if constants:  # for the graph's labels: pow(·, 2), z[:, 3:6]
+        result.op_args = constants
+    return result
 
 
 _data_of = attrgetter("data")

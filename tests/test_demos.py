@@ -111,34 +111,32 @@ def test_anatomy_labels_the_candidate_c_hat_as_the_graph_does(demo_runs):
     assert not re.search(r"\bc[123]\b", stdout)
 
 
-def test_anatomy_says_what_the_time_major_input_copy_is(demo_runs):
-    _, stdout = demo_runs["anatomy"]
-    text = " ".join(stdout.split())  # wrapped for the terminal
-    assert ('In the picture, "input, time steps first (4, 1, 2)" is the input (1 sample of 4 '
-            "steps) copied with its axes reordered to (timesteps, batch, features)") in text
-
-
 def test_without_dot_the_demos_write_dot_files_and_nothing_else(tmp_path):
     no_dot = tmp_path / "bin"  # a PATH where Graphviz's `dot` is not found
     no_dot.mkdir()
     out = tmp_path / "out"
     stdout = succeeded(run_demo("anatomy", "--out", str(out), env={"PATH": str(no_dot)}))
     written = sorted(path.name for path in out.iterdir())
-    assert written == ["anatomy_lstm1x1.dot", "anatomy_lstm3_4x2.dot"]
-    assert files_line(stdout) == (f"Files written: {out / written[0]}, {out / written[1]}")
-    assert (out / written[1]).read_text().startswith("digraph")
+    assert written == ["anatomy_lstm1x1.dot", "anatomy_lstm3_4x2.dot",
+                       "anatomy_lstm3_4x2_cell.dot"]  # the DOT text, and no file without suffix
+    assert files_line(stdout) == "Files written: " + ", ".join(str(out / w) for w in written)
+    assert all((out / name).read_text().startswith("digraph") for name in written)
     assert "(no SVG: rendering the graph needs Graphviz's `dot` program" in stdout
 
 
 def test_anatomy_draws_every_step_unelided(demo_runs, dot_binary):
     tmp_path, stdout = demo_runs["anatomy"]
-    small, large = tmp_path / "anatomy_lstm1x1.svg", tmp_path / "anatomy_lstm3_4x2.svg"
-    assert files_line(stdout) == f"Files written: {small}, {large}"
+    small, large, cell = (tmp_path / f"anatomy_{stem}.svg"
+                          for stem in ("lstm1x1", "lstm3_4x2", "lstm3_4x2_cell"))
+    assert files_line(stdout) == f"Files written: {small}, {large}, {cell}"
     graph = large.read_text()
     assert "elided" not in graph
     assert all(f"lstm · t={t}" in graph for t in range(1, 5))  # t = 1..T, as printed
     assert graph.count("sigmoid") >= 3 * 4  # three sigmoid gates in each of the 4 steps
+    assert "c = f * c_3 + i * c_hat" in graph  # step 4's equations, from the ops
     assert "lstm · t=1" in small.read_text()
+    assert all(f"z[:, {a}:{a + 3}] → {gate}" in cell.read_text()
+               for a, gate in zip((0, 3, 6, 9), ("i", "f", "c_hat", "o"), strict=True))
 
 
 @pytest.mark.parametrize("demo, blocked, package", [
@@ -162,7 +160,8 @@ def test_anatomy_dissects_any_size_the_seeds_lstm10_on_13x5(tmp_path, dot_binary
     assert "4 gates × 10 units × (5 inputs + 10 recurrent + 1 bias) = 640" in stdout
     assert "x_1 @ kernel[:, 10:20]" in stdout and "bias[30:40]" in stdout  # f and o slices
     assert "h_13 =" in stdout and stdout.count("the same numbers") == 1
-    assert max(len(line) for line in stdout.splitlines()) < 160  # not the 300-column tables
+    # not the 300-column tables (lines naming the files written are as long as tmp_path)
+    assert max(len(line) for line in stdout.splitlines() if str(tmp_path) not in line) < 160
     assert (tmp_path / "anatomy_lstm10_13x5.svg").exists()
 
 
