@@ -92,6 +92,8 @@ class Tensor:
         (as in torch); other tensors keep theirs only after ``retain_grad()``, or
         all of them with ``retain_grads=True``.
         """
+        if state.tracer is not None:  # inside mt.compile's first call (compile.py)
+            state.tracer.backward(self, grad, retain_grads)
         grads = new_gradient_sum()
         grads.add(self, self._seed_gradient(grad))
         for node in reversed(topological_order(self)):
@@ -179,6 +181,8 @@ class Tensor:
         """``data``; a FreedValueError naming ``user`` if it was dropped (see speedups.py)."""
         if is_freed(self.data):
             raise FreedValueError(freed_message(self, user))
+        if state.tracer is not None:  # a traced step can't replay what Python does with it
+            state.tracer.read(self, user)
         return self.data
 
     def __repr__(self) -> str:
@@ -388,7 +392,10 @@ def apply(op: Callable, *inputs, **constants) -> Tensor:
         shapes = " and ".join(str(t.shape) for t in tensors)
         raise ShapeError(f"{op.__name__}: shapes {shapes} can't be broadcast together (numpy "
                          "rules: trailing axes must be equal or 1)") from None
-    return Tensor._from_op(out, op.__name__, tensors, backward)
+    result = Tensor._from_op(out, op.__name__, tensors, backward)
+    if state.tracer is not None:  # inside mt.compile's first call: write the op down
+        state.tracer.op(op, tensors, constants, result)
+    return result
 
 
 def as_tensors(op: str, values: Sequence) -> tuple[Tensor, ...]:

@@ -38,6 +38,7 @@ def _mean(per_position: mt.Tensor, mask=None) -> mt.Tensor:
     positions where it is True count, as Keras does for masked (padded) sequences."""
     if mask is None:
         return per_position.mean()
+    mt.python_choice("the loss's mask (which positions count) comes from the data")
     weights = np.asarray(mask.data if isinstance(mask, mt.Tensor) else mask,
                          dtype=per_position.dtype)
     if weights.shape != per_position.shape:

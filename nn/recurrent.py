@@ -91,6 +91,8 @@ class Recurrent(Layer):
         """
         batch, timesteps, _ = x.shape
         keep = self._checked_mask(mask, batch, timesteps)
+        if keep is not None:  # which steps run depends on the data: no traced replay
+            mt.python_choice(f"{self.name}'s mask decides which steps run")
         projected = self.project_inputs(x)
         states = self._initial_state(batch, initial_state, x.dtype)
         hidden_states = []
