@@ -27,6 +27,7 @@ Python attribute) is fixed by the trace; parameters' values are read afresh each
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -165,8 +166,8 @@ class Tracer:
                 continue
             if node._retain_grad:
                 self.problem = self.problem or "retain_grad() inside the step"
-            parents = tuple((self._slot(p), None if p.shape == node.shape else p.shape)
-                            if p.requires_grad else (None, None) for p in node.parents)
+            parents = tuple((self._slot(p), p.shape) if p.requires_grad else (None, None)
+                            for p in node.parents)
             plan.append((slot, parents))
         self.program.append(("backward", self._slot(root), plan))
 
@@ -356,7 +357,7 @@ class Program:
                 continue
             for (parent, shape), parent_grad in zip(parents, backwards[slot](g), strict=True):
                 if parent is not None:
-                    if shape is not None and not isinstance(parent_grad, Scatter):
+                    if not isinstance(parent_grad, Scatter):
                         parent_grad = unbroadcast(parent_grad, shape)
                     grads.add(parent, parent_grad)
         for slot in done:
@@ -453,10 +454,12 @@ class Compiled:
     calls; ``note`` says why a signature runs eagerly, if one does.
     """
 
-    def __init__(self, fn: Callable) -> None:
+    def __init__(self, fn: Callable, name: str | None = None) -> None:
         self.fn = fn
+        self.name = name or getattr(fn, "__qualname__", "step")
         self.programs: dict = {}
         self.traces = 0
+        self.replays = 0
         self.note: str | None = None
         self._last: Program | None = None
         functools.update_wrapper(self, fn)
@@ -468,6 +471,7 @@ class Compiled:
             return self.fn(*args)
         program = self.programs.get(key)
         if isinstance(program, Program) and program.confirmed:
+            self.replays += 1
             return program.run(args)
         if program == _EAGER:
             return self.fn(*args)
@@ -502,8 +506,9 @@ class Compiled:
 
     def _run_eagerly(self, key, reason: str) -> None:
         self.programs[key] = _EAGER
-        self.note = f"{getattr(self.fn, '__qualname__', 'step')}: runs eagerly: {reason}"
-        print(f"mt.compile: {self.note}", file=sys.stderr)
+        if self.note is None:  # one line per compiled function, not one per batch
+            print(f"mt.compile: {self.name}: runs eagerly: {reason}", file=sys.stderr)
+        self.note = f"runs eagerly: {reason}"
 
     @property
     def source(self) -> str:
@@ -511,13 +516,17 @@ class Compiled:
         if self._last is None:
             return "# not traced yet: call the compiled function once"
         from .compile_source import program_source
-        return program_source(self._last)
+        try:
+            arg_names = list(inspect.signature(self.fn).parameters)
+        except (TypeError, ValueError):
+            arg_names = None
+        return program_source(self._last, arg_names)
 
 
-def compile(fn: Callable) -> Compiled:  # noqa: A001 - mt.compile, as torch.compile
+def compile(fn: Callable, name: str | None = None) -> Compiled:  # noqa: A001 - as torch
     """``fn`` traced once per signature of its arguments, then replayed as plain numpy calls.
 
     ``fn`` takes arrays or tensors (nested in lists, tuples or dicts are fine) and
     returns tensors (nested likewise) or plain values. See the module docstring.
     """
-    return Compiled(fn)
+    return Compiled(fn, name)

@@ -53,11 +53,21 @@ class Trainable:
     loss = None
     compiled_metrics: list[tuple[str, metric_functions.Metric]] = []
 
+    jit_compile = True  # fit/evaluate/predict replay a traced step (mt.compile)
+
     def compile(self, optimizer: str | object = "adam",
                 loss: str | losses.Loss = "binary_crossentropy",
-                metrics: list | None = None) -> None:
-        """Choose the optimizer (name or ``optim`` object), the loss and the metrics."""
+                metrics: list | None = None, jit_compile: bool = True) -> None:
+        """Choose the optimizer (name or ``optim`` object), the loss and the metrics.
+
+        ``jit_compile`` (Keras's name): fit, evaluate and predict trace their step once per
+        batch shape and replay it as plain numpy calls (``mt.compile``); the numbers are
+        eager's. ``False`` runs every step eagerly, building the graph each time.
+        """
         import optim  # nn meets optim only here
+
+        self.jit_compile = bool(jit_compile)
+        self._compiled = {}
 
         if isinstance(optimizer, str):
             optimizer = optim.get(optimizer)
@@ -176,13 +186,18 @@ class Trainable:
 
     def _train_step(self, x_batch, y_batch, epoch: int, batch: int) -> dict[str, float]:
         where = f"at epoch {epoch + 1}, batch {batch + 1}"
-        with mt.freeing_values():  # this graph is thrown away after backward: keep only
-            prediction = self(x_batch)  # what backward reads (microtensor/speedups.py)
-        loss = self._loss_of(y_batch, prediction, self.output_mask)
-        if not np.isfinite(loss.item()):
-            raise _diverged(f"the loss became {loss.item()} {where}")
-        self.optimizer.zero_grad()
-        loss.backward()
+        if self.jit_compile:  # the same step, traced once and replayed (only .grad written)
+            loss, prediction = self._step("train", self._loss_and_gradients)(x_batch, y_batch)
+            if not np.isfinite(loss.item()):
+                raise _diverged(f"the loss became {loss.item()} {where}")
+        else:
+            with mt.freeing_values():  # this graph is thrown away after backward: keep only
+                prediction = self(x_batch)  # what backward reads (microtensor/speedups.py)
+            loss = self._loss_of(y_batch, prediction, self.output_mask)
+            if not np.isfinite(loss.item()):
+                raise _diverged(f"the loss became {loss.item()} {where}")
+            self.optimizer.zero_grad()
+            loss.backward()
         params = self.optimizer.params
         if not all(np.all(np.isfinite(p.grad)) for p in params if p.grad is not None):
             raise _diverged(f"a gradient became NaN or inf {where}")
@@ -196,6 +211,29 @@ class Trainable:
             raise _diverged(f"the update {where} made a weight NaN or inf")
         return {"loss": loss.item(),
                 **self._metric_values(y_batch, prediction.data, self.output_mask)}
+
+    def _loss_and_gradients(self, x_batch, y_batch) -> tuple[mt.Tensor, mt.Tensor]:
+        """The loss and the prediction; the parameters' ``.grad`` hold d loss / d parameter."""
+        with mt.freeing_values():  # this graph is thrown away after backward: keep only
+            prediction = self(x_batch)  # what backward reads (microtensor/speedups.py)
+        loss = self._loss_of(y_batch, prediction, self.output_mask)
+        self.optimizer.zero_grad()
+        loss.backward()
+        return loss, prediction
+
+    def _step(self, kind: str, fn: Callable) -> Callable:
+        """``fn`` as a compiled step (mt.compile), one per kind, made on first use."""
+        compiled = self.__dict__.setdefault("_compiled", {})
+        if kind not in compiled:
+            compiled[kind] = mt.compile(fn, name=f"{self.name}'s {kind} step")
+        return compiled[kind]
+
+    def _forward(self, x_batch):
+        return self(x_batch)
+
+    def _evaluated(self, x_batch, y_batch):
+        prediction = self(x_batch)
+        return self._loss_of(y_batch, prediction, self.output_mask), prediction
 
     # -- evaluate / predict -------------------------------------------------------------
     def evaluate(self, x: Data, y: Data, batch_size: int = 32,
@@ -245,9 +283,11 @@ class Trainable:
         with self._inference():
             for begin in range(0, len(y), batch_size):
                 rows = slice(begin, begin + batch_size)
-                prediction = self(_rows(x, rows))
+                loss, prediction = (self._step("evaluate", self._evaluated)
+                                    if self.jit_compile else self._evaluated)(_rows(x, rows),
+                                                                              y[rows])
                 mask = self.output_mask
-                values = {"loss": self._loss_of(y[rows], prediction, mask).item(),
+                values = {"loss": loss.item(),
                           **self._metric_values(y[rows], prediction.data, mask)}
                 logs.add(values, self._log_weights(values, len(y[rows]), mask))
         return logs.result()
@@ -276,7 +316,8 @@ class Trainable:
         outputs = []  # per batch: the output array(s)
         with self._inference():
             for begin in range(0, samples, batch_size):
-                output = self(_rows(x, slice(begin, begin + batch_size)))
+                forward = self._step("predict", self._forward) if self.jit_compile else self
+                output = forward(_rows(x, slice(begin, begin + batch_size)))
                 several = isinstance(output, list | tuple)
                 outputs.append([t.data for t in output] if several else output.data)
         if several:
