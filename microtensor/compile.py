@@ -15,13 +15,17 @@ What a replay can't see is guarded, never replayed wrongly:
   or a Python choice a layer reports (``python_choice``, e.g. a padding mask) makes
   the call run eagerly from then on, with a one-line note.
 * A constant made from the call's data without an op (``Tensor(x.data * 2)``)
-  is found by tracing the second call too: a program confirmed only when two calls
-  with different data give the same program; otherwise eager, with a note.
+  is found by tracing the second call too: the program is replayed once two traces
+  agree, and on new data only once two traces with different data agree; a
+  difference means eager, with a note.
 * Other shapes, dtypes or Python arguments trace again (one program per signature).
 * A random op draws inside its forward (``nn.Dropout``), so a replay draws anew.
 
 State ``fn`` reads outside its arguments and the ops (a layer's training flag, a
 Python attribute) is fixed by the trace; parameters' values are read afresh each call.
+A parameter whose ``.grad`` was None when the traced backward ran (``zero_grad()``,
+``p.grad = None``) gets a fresh ``.grad`` at each replay; one that held a gradient
+adds to it (two traces that disagree on this run eagerly).
 """
 
 from __future__ import annotations
@@ -161,8 +165,8 @@ class Tracer:
             slot = self.slot_of.get(id(node))
             if slot is None:
                 slot = self._slot(node)
-            if node._backward is None:
-                plan.append((slot, None))
+            if node._backward is None:  # a leaf: did it hold a gradient already?
+                plan.append((slot, node.grad is not None))
                 continue
             if node._retain_grad:
                 self.problem = self.problem or "retain_grad() inside the step"
@@ -249,7 +253,9 @@ class Program:
         self.entries = tracer.program
         self.args = [_array(a).copy() for a in tracer.args]  # to tell a new call's data apart
         self.output = self._output_of(result, tracer)
-        self.confirmed = False  # set once a second call with other data traced the same
+        # Replayed once a second call traced the same program (confirmed), on any data once
+        # that call had other data (verified): a constant made from the data would differ.
+        self.confirmed = self.verified = False
         self._plan_memory()
 
     def _output_of(self, value: Any, tracer: Tracer) -> Any:
@@ -276,7 +282,7 @@ class Program:
                     last_read[slot] = index
             elif entry[0] == "backward":
                 for slot, parents in entry[2]:
-                    if parents is not None:
+                    if not isinstance(parents, bool):
                         last_backward[slot] = index
                         has_backward.add(slot)
         frees: dict[int, list[int]] = {}
@@ -351,9 +357,10 @@ class Program:
             g = grads.pop(slot)
             if g is None:
                 continue
-            if parents is None:  # a leaf: its .grad adds up, as in Tensor.backward
-                leaf = self._leaf(slot, values)
-                leaf.grad = np.array(g, leaf.dtype) if leaf.grad is None else leaf.grad + g
+            if isinstance(parents, bool):  # a leaf: its .grad adds up, as in Tensor.backward,
+                leaf = self._leaf(slot)  # if it held one when traced (else a reset was unseen)
+                leaf.grad = (leaf.grad + g if parents and leaf.grad is not None
+                             else np.array(g, leaf.dtype))
                 continue
             for (parent, shape), parent_grad in zip(parents, backwards[slot](g), strict=True):
                 if parent is not None:
@@ -363,7 +370,7 @@ class Program:
         for slot in done:
             backwards[slot] = None
 
-    def _leaf(self, slot: int, values: list) -> Tensor:
+    def _leaf(self, slot: int) -> Tensor:
         tensor = self.tensors[slot]
         if self.sources[slot][0] == "arg":  # the caller's own tensor of this call
             tensor = self._call_leaves[self.sources[slot][1]]
@@ -470,7 +477,8 @@ class Compiled:
         except TypeError:
             return self.fn(*args)
         program = self.programs.get(key)
-        if isinstance(program, Program) and program.confirmed:
+        if isinstance(program, Program) and program.confirmed and (
+                program.verified or program.same_arguments(args)):
             self.replays += 1
             return program.run(args)
         if program == _EAGER:
@@ -493,15 +501,16 @@ class Compiled:
             self._run_eagerly(key, str(reason))
             return result
         self._last = program
-        if first is None or first.same_arguments(args):
-            self.programs[key] = program  # confirmed by a later call with other data
+        if first is None:
+            self.programs[key] = program
+            return result
+        difference = first.same_as(program)
+        if difference is None:
+            program.confirmed = True
+            program.verified = not first.same_arguments(args)
+            self.programs[key] = program
         else:
-            difference = first.same_as(program)
-            if difference is None:
-                program.confirmed = True
-                self.programs[key] = program
-            else:
-                self._run_eagerly(key, difference)
+            self._run_eagerly(key, difference)
         return result
 
     def _run_eagerly(self, key, reason: str) -> None:

@@ -251,7 +251,7 @@ def _backward_lines(entry: tuple, program, names: _Names) -> list[str]:
     gradients: dict[int, str] = {}  # an inlined value's gradient, written where it's used
     for slot, parents in plan:
         g = gradients.get(slot, f"d{names[slot]}")
-        if parents is None:
+        if isinstance(parents, bool):
             lines.append(f"{names[slot]}.grad += {g}")
             continue
         _, op, reads, constants, _ = producer[slot][:5]
