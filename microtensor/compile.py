@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from .blas_threads import ThreadChoice
 from .context import state
 from .ops import unbroadcast
 from .speedups import Scatter, new_gradient_sum
@@ -208,7 +209,7 @@ class Tracer:
         for k, arg in enumerate(self.args):
             values = _array(arg)
             if (values.shape == data.shape and values.size > 1
-                    and np.array_equal(values, data)):
+                    and np.array_equal(values.astype(data.dtype, copy=False), data)):
                 return ("arg", k, data.dtype)
         return None
 
@@ -272,6 +273,7 @@ class Program:
     def _plan_memory(self) -> None:
         """Free each value after its last forward use, each backward after its last call."""
         kept = {s.slot for s in _leaves_of(self.output)}
+        kept |= {entry[1] for entry in self.entries if entry[0] == "backward"}  # roots
         kept |= {k for k, source in enumerate(self.sources) if source[0] != "op"}
         last_read: dict[int, int] = {}
         last_backward: dict[int, int] = {}
@@ -293,7 +295,8 @@ class Program:
             if entry[0] == "op":
                 _, op, reads, constants, slot = entry
                 self.entries[index] = ("op", op, reads, constants, slot,
-                                       slot in has_backward, tuple(frees.get(index, ())))
+                                       slot in has_backward, tuple(frees.get(index, ())),
+                                       _from_arguments(constants))
             elif entry[0] == "backward":
                 done = tuple(s for s, i in last_backward.items() if i == index)
                 self.entries[index] = (*entry, done)
@@ -334,8 +337,8 @@ class Program:
         for entry in self.entries:
             kind = entry[0]
             if kind == "op":
-                _, op, reads, constants, slot, keep_backward, frees = entry
-                if any(isinstance(c, _FromArgument | tuple) for c in constants.values()):
+                _, op, reads, constants, slot, keep_backward, frees, from_arguments = entry
+                if from_arguments:
                     constants = {k: _resolved(c, arrays) for k, c in constants.items()}
                 values[slot], backward = op(*[values[i] for i in reads], **constants)
                 if keep_backward:
@@ -413,6 +416,14 @@ def _filled(value: Any, values: list, args: tuple, program: Program) -> Any:
     return value
 
 
+def _from_arguments(constants: dict) -> bool:
+    """Does an op's constant come from the call's arguments (see ``_FromArgument``)?"""
+    def found(value) -> bool:
+        return isinstance(value, _FromArgument) or (
+            isinstance(value, tuple) and any(found(v) for v in value))
+    return any(found(value) for value in constants.values())
+
+
 def _resolved(constant: Any, arrays: list) -> Any:
     if isinstance(constant, _FromArgument):
         index = np.asarray(arrays[constant.k], constant.dtype)
@@ -472,15 +483,17 @@ class Compiled:
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any) -> Any:
+        if state.tracer is not None:  # inside another compiled step's trace: be part of it
+            return self.fn(*args)
         try:
             key = (_signature(args), state.grad_enabled)
-        except TypeError:
+        except TypeError:  # an unhashable argument: no signature to key a program by
             return self.fn(*args)
         program = self.programs.get(key)
         if isinstance(program, Program) and program.confirmed and (
                 program.verified or program.same_arguments(args)):
             self.replays += 1
-            return program.run(args)
+            return program.threads.run(lambda: program.run(args))
         if program == _EAGER:
             return self.fn(*args)
         return self._trace(key, program, args)
@@ -507,6 +520,7 @@ class Compiled:
         difference = first.same_as(program)
         if difference is None:
             program.confirmed = True
+            program.threads = ThreadChoice()  # BLAS threads: measured per program
             program.verified = not first.same_arguments(args)
             self.programs[key] = program
         else:
