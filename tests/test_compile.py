@@ -181,6 +181,7 @@ def test_fit_evaluate_and_predict_compiled_give_eager_numbers():
     assert model._compiled["predict"].replays == 0  # 16, 16 traced; the last 8 a new shape
 
 
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
 def test_a_diverging_compiled_step_leaves_the_weights_as_they_were():
     model = nn.Sequential([nn.Input((2,)), nn.Dense(1)])
     model.compile(optimizer=optim.SGD(lr=1e3), loss="mse")
