@@ -41,7 +41,7 @@ import numpy as np
 from .blas_threads import ThreadChoice
 from .context import state
 from .ops import unbroadcast
-from .speedups import Scatter, new_gradient_sum
+from .speedups import new_gradient_sum
 from .tensor import Tensor, topological_order
 
 
@@ -367,7 +367,7 @@ class Program:
                 continue
             for (parent, shape), parent_grad in zip(parents, backwards[slot](g), strict=True):
                 if parent is not None:
-                    if not isinstance(parent_grad, Scatter):
+                    if parent_grad.shape != shape:  # broadcasting stretched it
                         parent_grad = unbroadcast(parent_grad, shape)
                     grads.add(parent, parent_grad)
         for slot in done:
@@ -418,10 +418,12 @@ def _filled(value: Any, values: list, args: tuple, program: Program) -> Any:
 
 def _from_arguments(constants: dict) -> bool:
     """Does an op's constant come from the call's arguments (see ``_FromArgument``)?"""
-    def found(value) -> bool:
-        return isinstance(value, _FromArgument) or (
-            isinstance(value, tuple) and any(found(v) for v in value))
-    return any(found(value) for value in constants.values())
+    return any(_is_from_argument(value) for value in constants.values())
+
+
+def _is_from_argument(value) -> bool:
+    return isinstance(value, _FromArgument) or (
+        isinstance(value, tuple) and any(_is_from_argument(v) for v in value))
 
 
 def _resolved(constant: Any, arrays: list) -> Any:

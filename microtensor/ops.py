@@ -20,13 +20,14 @@ import numbers
 import numpy as np
 
 from .errors import ShapeError
+from .speedups import Product
 
 Axis = int | tuple[int, ...] | None
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Sum ``grad`` over the axes that broadcasting added or stretched, giving ``shape``."""
-    if grad.shape == shape:
+    if grad.shape == shape:  # (also a Scatter: always of its input's shape)
         return grad
     extra = grad.ndim - len(shape)
     if extra:
@@ -113,15 +114,15 @@ def log(x):
 
 def sigmoid(x):
     """s = 1 / (1 + exp(-x)); ds/dx = s * (1 - s)."""
-    s = (1 / (1 + exp_capped(-x))).astype(x.dtype, copy=False)
+    if x.dtype == np.float16:  # float16's exp overflows already at 11: compute in float32
+        s = (1 / (1 + exp_capped(-x.astype(np.float32)))).astype(np.float16)
+    else:
+        s = 1 / (1 + exp_capped(-x))
     return s, lambda g: (g * s * (1 - s),)
 
 
 def exp_capped(x):
-    """exp(x), with x capped just below overflow: sigmoid(-1000) is 0 without a warning.
-    float16's exp overflows already at 11, so it is computed in float32."""
-    if x.dtype == np.float16:
-        x = x.astype(np.float32)
+    """exp(x), with x capped just below overflow: sigmoid(-1000) is 0 without a warning."""
     return np.exp(np.minimum(x, _EXP_CAP.get(x.dtype, np.inf)))
 
 
@@ -150,11 +151,11 @@ def matmul(a, b):
         if x.ndim == 1:
             x, g = x[None, :], np.expand_dims(g, -2)
         grad_a = rows_matmul(g, w.swapaxes(-1, -2))
-        if w.ndim == 2:  # one weight for every row of a: a.T @ g over all rows at once
-            grad_b = as_rows(x).T @ as_rows(g)
-        else:
-            grad_b = x.swapaxes(-1, -2) @ g
-        return grad_a, grad_b[..., 0] if b.ndim == 1 else grad_b
+        if b.ndim == 1:
+            return grad_a, (x.swapaxes(-1, -2) @ g)[..., 0]
+        if b.ndim == 2:  # one weight for every row of a: a.T @ g over all rows at once
+            return grad_a, Product(as_rows(x), as_rows(g))  # = x.T @ g (see speedups.py)
+        return grad_a, x.swapaxes(-1, -2) @ g
     return rows_matmul(a, b), backward
 
 

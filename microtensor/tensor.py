@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Callable, Sequence
+from operator import attrgetter
 
 import numpy as np
 
@@ -49,9 +50,11 @@ class Tensor:
         dtype = process.default_dtype if dtype is None else np.dtype(dtype)
         if requires_grad and dtype.kind != "f":
             raise TypeError(f"Tensor: only floating tensors can require grad, got {dtype}")
-        array = np.array(data, dtype=dtype)
-        if array.dtype == object:
-            raise TypeError(f"Tensor: can't make numbers of {type(data).__name__} {data!r:.60}")
+        try:
+            array = np.array(data, dtype=dtype)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"Tensor: can't make numbers of {type(data).__name__} "
+                            f"{data!r:.60}: {err}") from None
         self._set(array, None, (), None, requires_grad, name)
 
     def _set(self, data: np.ndarray, op: str | None, parents: tuple[Tensor, ...],
@@ -105,8 +108,8 @@ class Tensor:
             if node._backward is not None:
                 for parent, parent_grad in zip(node.parents, node._backward(g), strict=True):
                     if parent.requires_grad:
-                        if isinstance(parent_grad, np.ndarray):
-                            parent_grad = unbroadcast(parent_grad, parent.shape)
+                        if parent_grad.shape != parent.data.shape:  # broadcasting stretched it
+                            parent_grad = unbroadcast(parent_grad, parent.data.shape)
                         grads.add(parent, parent_grad)
 
     def _seed_gradient(self, grad) -> np.ndarray:
@@ -380,22 +383,28 @@ def apply(op: Callable, *inputs, **constants) -> Tensor:
     the result as a graph node. Numbers and arrays among the inputs become constant tensors
     of the first tensor's dtype; ``constants`` (an axis, an index, ...) go to ``op`` as they are.
     """
-    tensors = as_tensors(op.__name__, inputs)
+    for x in inputs:  # numbers, arrays or dropped values among them: the careful way
+        if x.__class__ is not Tensor or x.data.__class__ is not np.ndarray:
+            inputs = as_tensors(op.__name__, inputs)
+            break
     try:
-        out, backward = op(*[t.data for t in tensors], **constants)
+        out, backward = op(*map(_data_of, inputs), **constants)
     except IndexError as err:
         raise IndexError(f"{op.__name__}: index {constants.get('index')!r} doesn't fit shape "
-                         f"{tensors[0].shape}: {err}") from None
+                         f"{inputs[0].shape}: {err}") from None
     except ValueError as err:
-        if isinstance(err, ShapeError) or len(tensors) < 2:
+        if isinstance(err, ShapeError) or len(inputs) < 2:
             raise
-        shapes = " and ".join(str(t.shape) for t in tensors)
+        shapes = " and ".join(str(t.shape) for t in inputs)
         raise ShapeError(f"{op.__name__}: shapes {shapes} can't be broadcast together (numpy "
                          "rules: trailing axes must be equal or 1)") from None
-    result = Tensor._from_op(out, op.__name__, tensors, backward)
+    result = Tensor._from_op(out, op.__name__, inputs, backward)
     if state.tracer is not None:  # inside mt.compile's first call: write the op down
-        state.tracer.op(op, tensors, constants, result)
+        state.tracer.op(op, inputs, constants, result)
     return result
+
+
+_data_of = attrgetter("data")
 
 
 def as_tensors(op: str, values: Sequence) -> tuple[Tensor, ...]:

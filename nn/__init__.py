@@ -11,6 +11,7 @@ from .inspect import gradient_flow, plot_gradient_flow
 from .layer import Layer, reset_names
 from .lstm import LSTM
 from .model import Input, InputLayer, Model, Sequential
+from .model_file import ModelFileError
 from .module import Module
 from .saving import load_model
 from .seeding import set_seed
@@ -23,3 +24,4 @@ __all__ = [
 __all__ += ["Bidirectional", "GRU", "SimpleRNN"]
 __all__ += ["Dropout", "Embedding"]
 __all__ += ["gradient_flow", "plot_gradient_flow"]
+__all__ += ["ModelFileError"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import microtensor as mt
 
 from . import activations
-from .layer import Layer, checked_activation, checked_initializer, counted, positive_int
+from .layer import Layer, checked_activation, checked_initializer, counted, flag, positive_int
 from .symbolic import Shape
 
 
@@ -22,7 +22,7 @@ class Dense(Layer):
         super().__init__(name)
         self.units = positive_int(self, "units", units)
         self.activation = checked_activation(self, activation)
-        self.use_bias = use_bias
+        self.use_bias = flag(self, "use_bias", use_bias)
         self.kernel_initializer = checked_initializer(self, kernel_initializer)
         self.bias_initializer = checked_initializer(self, bias_initializer)
 

@@ -7,7 +7,7 @@ import numpy as np
 import microtensor as mt
 
 from . import initializers
-from .layer import Layer, counted
+from .layer import Layer, counted, flag, positive_int
 from .seeding import rng
 from .symbolic import Shape
 
@@ -38,12 +38,9 @@ class Embedding(Layer):
     def __init__(self, input_dim: int, output_dim: int, mask_zero: bool = False,
                  embeddings_initializer="uniform", name: str | None = None):
         super().__init__(name)
-        if int(input_dim) <= 0 or int(output_dim) <= 0:
-            raise ValueError(f"{self.name} (Embedding): input_dim and output_dim must be "
-                             f"positive integers, got {input_dim!r} and {output_dim!r}")
-        self.input_dim = int(input_dim)
-        self.output_dim = int(output_dim)
-        self.mask_zero = bool(mask_zero)
+        self.input_dim = positive_int(self, "input_dim", input_dim)
+        self.output_dim = positive_int(self, "output_dim", output_dim)
+        self.mask_zero = flag(self, "mask_zero", mask_zero)
         self.embeddings_initializer = (uniform if embeddings_initializer == "uniform"
                                        else initializers.get(embeddings_initializer))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import microtensor as mt
 
+from .layer import flag
 from .recurrent import GatedRecurrent
 from .simple_rnn import explain_recurrent_params
 from .symbolic import Shape
@@ -62,7 +63,7 @@ class GRU(GatedRecurrent):
         super().__init__(units, activation, recurrent_activation, use_bias, kernel_initializer,
                          recurrent_initializer, bias_initializer, return_sequences,
                          return_state, name)
-        self.reset_after = reset_after
+        self.reset_after = flag(self, "reset_after", reset_after)
         self._z, self._r, self._h = self.gates
 
     def bias_shape(self) -> tuple[int, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import numbers
 import re
 import threading
@@ -15,7 +16,7 @@ import numpy as np
 
 import microtensor as mt
 
-from . import activations, initializers
+from . import activations, initializers, losses
 from .module import Module
 from .symbolic import Node, Shape, SymbolicTensor, is_symbolic, map_structure
 
@@ -45,6 +46,14 @@ def positive_int(layer, argument: str, value) -> int:
         raise ValueError(f"{layer.name} ({type(layer).__name__}): {argument} must be a positive "
                          f"integer, got {value!r}")
     return int(value)
+
+
+def flag(layer, argument: str, value) -> bool:
+    """``value`` once known to be True or False: Dense(use_bias="no") must not mean True."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{layer.name} ({type(layer).__name__}): {argument} must be True or "
+                        f"False, got {value!r}")
+    return bool(value)
 
 
 def checked_initializer(layer, initializer):
@@ -103,6 +112,79 @@ def on_failure(undo: Callable[[], None]) -> None:
         _attempts.open[-1].append(undo)
 
 
+MAX_NAME_LENGTH = 1000  # a zip entry's name (layer/weight.npy) holds at most 65,535 bytes
+
+
+def checked_name(kind: str, name) -> str:
+    """A layer's own name, once known to be one a model file can hold and give back."""
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"{kind}: name must be a non-empty string, got {name!r}")
+    problem = ("contains a NUL character" if "\0" in name
+               else "starts with '__', kept for the model file's own records"
+               if name.startswith("__")
+               else f"is longer than {MAX_NAME_LENGTH} characters"
+               if len(name) > MAX_NAME_LENGTH else None)
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        problem = "can't be written as UTF-8"
+    if problem:
+        raise ValueError(f"{kind}: the layer name {name!r} {problem}; weights are saved under "
+                         "their layer's name")
+    return name
+
+
+# float16 is refused rather than half-supported: in it Adam's eps (1e-8) is 0 and binary
+# crossentropy's clip 1 - 1e-7 is 1.0, so training would give inf or NaN without a word.
+FLOAT_TYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_supported_dtype(layer) -> None:
+    dtype = mt.get_default_dtype()
+    if dtype not in FLOAT_TYPES:
+        raise TypeError(f"{layer.name} ({type(layer).__name__}): layers keep float32 or float64 "
+                        f"weights, but the default dtype is {dtype} (float16 can't hold Adam's "
+                        "eps or the loss's clipping); call mt.set_default_dtype('float32')")
+
+
+_budget = threading.local()  # while a model file is loaded: weight elements the file holds
+
+
+@contextmanager
+def weight_budget(elements: int) -> Iterator[None]:
+    """While open, layers may create at most ``elements`` weight values in all: a model file
+    describes no more weights than it holds, so a config that asks for more (Dense(10**9)) is
+    refused before the memory is taken."""
+    _budget.left = elements
+    try:
+        yield
+    finally:
+        del _budget.left
+
+
+def spend_weight_budget(layer, name: str, shape: tuple[int, ...]) -> None:
+    left = getattr(_budget, "left", None)
+    if left is None:
+        return
+    size = math.prod(int(n) for n in shape)
+    if size > left:
+        raise ValueError(f"{layer.name}/{name} would hold {size:,} values of shape "
+                         f"{tuple(shape)} but the file holds only {left:,} more")
+    _budget.left = left - size
+
+
+def freeing_all_but_logits(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``mt.freeing_intermediates(fn, ...)``, except that a sigmoid output's input (its logits)
+    keeps its value: binary crossentropy computes the loss from it (``losses.sigmoid_input``)."""
+    def with_logits(*args: Any, **kwargs: Any) -> tuple[Any, list[mt.Tensor]]:
+        result = fn(*args, **kwargs)
+        outputs = [result] if isinstance(result, mt.Tensor) else result
+        logits = [losses.sigmoid_input(t) for t in outputs] if isinstance(outputs, list | tuple) \
+            else []
+        return result, [t for t in logits if t is not None]
+    return mt.freeing_intermediates(with_logits, *args, **kwargs)[0]
+
+
 def snake_case(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
@@ -134,11 +216,15 @@ class Layer(Module):
 
     def __init__(self, name: str | None = None):
         super().__init__()
-        self.name = name or unique_name(snake_case(type(self).__name__))
+        self.name = checked_name(type(self).__name__, name) if name is not None else \
+            unique_name(snake_case(type(self).__name__))
         self.built = False
         self.input_shape: Shape | None = None
+        check_supported_dtype(self)
 
     def add_weight(self, name: str, shape: tuple[int, ...], initializer) -> mt.Tensor:
+        check_supported_dtype(self)
+        spend_weight_budget(self, name, shape)
         values = initializers.get(initializer)(tuple(shape))
         weight = mt.Tensor(values.astype(mt.get_default_dtype()), requires_grad=True,
                            name=f"{self.name}/{name}")
@@ -197,7 +283,7 @@ class Layer(Module):
             self._ensure_built(inputs.shape)
             inputs = self._in_weight_dtype(inputs)
             with mt.scope(name=self.name):
-                return mt.freeing_intermediates(self.forward, inputs, **kwargs)
+                return freeing_all_but_logits(self.forward, inputs, **kwargs)
 
     def _in_weight_dtype(self, x: mt.Tensor) -> mt.Tensor:
         """A float input in the float type of the layer's weights, as Keras casts it: a float64

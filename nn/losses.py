@@ -10,6 +10,8 @@ from collections.abc import Callable
 import numpy as np
 
 import microtensor as mt
+from microtensor.speedups import is_freed
+from microtensor.tensor import apply
 
 from .registry import lookup, name_in
 
@@ -55,19 +57,42 @@ def binary_crossentropy(y_true, y_pred: mt.Tensor, from_logits: bool = False,
     Probabilities are clipped to [1e-7, 1 - 1e-7] (a sure wrong answer costs
     16.118, not infinity); with ``from_logits=True`` it is computed exactly and
     stably as max(x, 0) - x·y + log(1 + exp(-|x|)).
+
+    Given the output of a sigmoid whose input is still in the graph, the loss
+    is computed from that input (the logits), as Keras's TensorFlow backend
+    does: a saturated output (exactly 1.0 in float32) still has a gradient,
+    sigmoid(x) - y, where the clipped probability would give none.
     """
+    if not from_logits:
+        logits = sigmoid_input(y_pred)
+        if logits is not None:
+            y_pred, from_logits = logits, True
     with mt.scope(name="loss"):
         y = _check_same_shape("binary_crossentropy", _target(y_true, y_pred), y_pred)
         if from_logits:
             x = y_pred
-            # |x| that picks -x at x = 0, so the gradient there is sigmoid(0) - y = 0.5 - y;
-            # max(x, -x) would split the tie and make it -y.
-            abs_x = mt.where(x.data > 0, x, -x)
+            abs_x = apply(absolute, x)
             per_element = mt.relu(x) - x * y + mt.log(1 + mt.exp(-abs_x))
         else:
             p = mt.clip(y_pred, EPSILON, 1 - EPSILON)
             per_element = -(y * mt.log(p) + (1 - y) * mt.log(1 - p))
         return _mean(per_element.mean(axis=-1), mask)
+
+
+def absolute(x: np.ndarray):
+    """An op: |x|, whose gradient picks -x at x = 0, so that binary crossentropy's gradient
+    there is sigmoid(0) - y = 0.5 - y (max(x, -x) would split the tie and make it -y)."""
+    positive = x > 0
+    return np.where(positive, x, -x), lambda g: (np.where(positive, g, -g),)
+
+
+def sigmoid_input(y_pred) -> mt.Tensor | None:
+    """The tensor ``y_pred = sigmoid(x)`` was made from, if the graph recorded it (with its
+    value), else None."""
+    if not isinstance(y_pred, mt.Tensor) or y_pred.op != "sigmoid" or len(y_pred.parents) != 1:
+        return None
+    logits = y_pred.parents[0]
+    return None if is_freed(logits.data) else logits
 
 
 def categorical_crossentropy(y_true, y_pred: mt.Tensor, from_logits: bool = False,

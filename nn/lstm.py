@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import microtensor as mt
 
-from .layer import counted
+from .layer import counted, flag
 from .recurrent import GatedRecurrent
 from .symbolic import Shape
 
@@ -36,7 +36,7 @@ class LSTM(GatedRecurrent):
         super().__init__(units, activation, recurrent_activation, use_bias, kernel_initializer,
                          recurrent_initializer, bias_initializer, return_sequences,
                          return_state, name)
-        self.unit_forget_bias = unit_forget_bias
+        self.unit_forget_bias = flag(self, "unit_forget_bias", unit_forget_bias)
         self._i, self._f, self._c, self._o = self.gates
 
     def build(self, input_shape: Shape) -> None:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from pathlib import Path
 
 import microtensor as mt
 
-from .layer import Layer, as_input, as_model_input, build_attempt, on_failure, unique_name
+from .layer import (
+    Layer,
+    as_input,
+    as_model_input,
+    build_attempt,
+    freeing_all_but_logits,
+    on_failure,
+    unique_name,
+)
 from .module import Module
 from .symbolic import Node, Shape, SymbolicTensor, flatten, map_structure
 from .training import Trainable, collector_paused
@@ -40,7 +49,13 @@ class InputLayer(Layer):
 
 def Input(shape: Sequence[int | None], name: str | None = None) -> SymbolicTensor:  # noqa: N802
     """A model input of the given shape, without the batch axis: ``Input(shape=(50, 10))``."""
-    shape = tuple(shape) if isinstance(shape, Sequence) else (shape,)
+    shape = tuple(shape) if isinstance(shape, Sequence) and not isinstance(shape, str) else (shape,)
+    for size in shape:
+        if size is not None and (isinstance(size, bool) or not isinstance(size, numbers.Integral)
+                                 or size <= 0):
+            raise ValueError(f"Input: shape must hold positive integers (or None for any size), "
+                             f"without the batch axis, e.g. shape=(50, 10); got {shape!r}")
+    shape = tuple(None if size is None else int(size) for size in shape)
     layer = InputLayer(shape, name)
     node = Node(layer, None, {})
     node.output_shape = layer.input_shape
@@ -52,6 +67,8 @@ class Model(Trainable, Module):
 
     def __init__(self, inputs=None, outputs=None, name: str | None = None):
         super().__init__()
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"{type(self).__name__}: name must be a string, got {name!r}")
         self.name = name or unique_name(type(self).__name__.lower())
         self.built = False
         self.output_mask = None  # after a call: the mask of the output (Keras's _keras_mask)
@@ -64,7 +81,7 @@ class Model(Trainable, Module):
         # then paid a full collection of ~100 ms in a hand-written training loop). Inside
         # mt.freeing_values() (fit's step) the values the call doesn't return are dropped.
         with collector_paused():
-            return mt.freeing_intermediates(super().__call__, *args, **kwargs)
+            return freeing_all_but_logits(super().__call__, *args, **kwargs)
 
     def _set_graph(self, inputs, outputs) -> None:
         for t in flatten([inputs, outputs]):
@@ -303,6 +320,8 @@ def _nodes_between(inputs, outputs) -> list[Node]:
             raise ValueError(f"output depends on layer {node.layer.name}, which is not "
                              "connected to the model's inputs")
         stack.extend(parents)
+    for tensor in flatten(inputs):  # an input no output depends on is still one (as in Keras)
+        found.setdefault(tensor.node.id, tensor.node)
     for node in found.values():
         if isinstance(node.layer, InputLayer) and all(
                 t.node is not node for t in flatten(inputs)):

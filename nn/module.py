@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
 import microtensor as mt
+
+_this_thread = threading.local()  # .training: the mode fit or predict runs in on this thread
+
+
+@contextmanager
+def running_mode(training: bool) -> Iterator[None]:
+    """Every module runs in training mode (``True``) or evaluation mode on this thread only:
+    ``predict`` in one thread leaves the Dropout of a ``fit`` in another one on."""
+    outer = getattr(_this_thread, "training", None)
+    _this_thread.training = training
+    try:
+        yield
+    finally:
+        _this_thread.training = outer
 
 
 class Module:
@@ -16,7 +32,18 @@ class Module:
     in creation order (kernel, recurrent_kernel, bias).
     """
 
-    training: bool = True
+    _training: bool = True
+
+    @property
+    def training(self) -> bool:
+        """Training mode (Dropout on): as ``train()``/``eval()`` set it, unless ``fit``,
+        ``evaluate`` or ``predict`` is running on this thread (then theirs)."""
+        running = getattr(_this_thread, "training", None)
+        return self._training if running is None else running
+
+    @training.setter
+    def training(self, mode: bool) -> None:
+        self._training = bool(mode)
 
     def __init__(self) -> None:
         self._weights: dict[str, mt.Tensor] = {}

@@ -12,7 +12,14 @@ import numpy as np
 import microtensor as mt
 
 from . import activations
-from .layer import Layer, as_input, checked_activation, checked_initializer, positive_int
+from .layer import (
+    Layer,
+    as_input,
+    checked_activation,
+    checked_initializer,
+    flag,
+    positive_int,
+)
 from .symbolic import Shape
 
 
@@ -33,12 +40,12 @@ class Recurrent(Layer):
         super().__init__(name)
         self.units = positive_int(self, "units", units)
         self.activation = checked_activation(self, activation)
-        self.use_bias = use_bias
+        self.use_bias = flag(self, "use_bias", use_bias)
         self.kernel_initializer = checked_initializer(self, kernel_initializer)
         self.recurrent_initializer = checked_initializer(self, recurrent_initializer)
         self.bias_initializer = checked_initializer(self, bias_initializer)
-        self.return_sequences = return_sequences
-        self.return_state = return_state
+        self.return_sequences = flag(self, "return_sequences", return_sequences)
+        self.return_state = flag(self, "return_state", return_state)
 
     def gate_slice(self, k: int) -> tuple[slice, slice]:
         """Index of the k-th block of ``units`` columns: z[gate_slice(1)] is gate 1 of z."""

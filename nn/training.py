@@ -7,6 +7,7 @@ One training step is exactly what a user would write by hand:
 from __future__ import annotations
 
 import gc
+import numbers
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ from . import losses
 from . import metrics as metric_functions
 from .history import History, RunningMeans
 from .layer import build_attempt, on_failure
+from .module import running_mode
 from .seeding import rng
 from .symbolic import flatten
 
@@ -60,21 +62,49 @@ class Trainable:
                 metrics: list | None = None, jit_compile: bool = True) -> None:
         """Choose the optimizer (name or ``optim`` object), the loss and the metrics.
 
+        Everything is checked before anything changes: a compile that raises
+        leaves the model (and the optimizer it had) exactly as they were.
+
         ``jit_compile`` (Keras's name): fit, evaluate and predict trace their step once per
         batch shape and replay it as plain numpy calls (``mt.compile``); the numbers are
         eager's. ``False`` runs every step eagerly, building the graph each time.
         """
         import optim  # nn meets optim only here
 
-        self.jit_compile = bool(jit_compile)
-        self._compiled = {}
-
         if isinstance(optimizer, str):
             optimizer = optim.get(optimizer)
+        elif not isinstance(optimizer, optim.Optimizer):
+            raise TypeError(f"{self.name}: compile: optimizer must be a name such as 'adam' or "
+                            f"an optim optimizer, got {type(optimizer).__name__} {optimizer!r}")
+        if metrics is not None and not isinstance(metrics, list | tuple):
+            raise TypeError(f"{self.name}: compile: metrics must be a list such as "
+                            f"['accuracy'], got {type(metrics).__name__} {metrics!r}")
+        loss = losses.get(loss)
+        compiled_metrics = [metric_functions.get(m) for m in (metrics or [])]
+        self._check_optimizer_parameters(optimizer)
+        previous = self.optimizer
         self.optimizer = optimizer
-        self._attach_parameters()
-        self.loss = losses.get(loss)
-        self.compiled_metrics = [metric_functions.get(m) for m in (metrics or [])]
+        try:
+            self._attach_parameters()
+        except BaseException:
+            self.optimizer = previous
+            raise
+        self.loss, self.compiled_metrics = loss, compiled_metrics
+        self.jit_compile, self._compiled = bool(jit_compile), {}  # steps traced anew
+
+    def _check_optimizer_parameters(self, optimizer) -> None:
+        """An optimizer that already holds parameters must hold only this model's: one that
+        updates another model's weights would leave this model's own untrained, silently."""
+        held = getattr(optimizer, "params", None)
+        if not held or not self.built:
+            return
+        own = {id(p) for p in self.parameters()}
+        foreign = [p.name or "?" for p in held if id(p) not in own]
+        if foreign:
+            raise ValueError(f"{self.name}: compile got an optimizer that updates weights that "
+                             f"aren't this model's ({', '.join(foreign[:3])}"
+                             f"{', ...' if len(foreign) > 3 else ''}); make a new optimizer "
+                             "for this model, e.g. compile(optimizer=optim.Adam(lr=...))")
 
     def _attach_parameters(self) -> None:
         """Hand the model's parameters to an optimizer made without them (``params=None``).
@@ -90,9 +120,8 @@ class Trainable:
             def detach() -> None:  # fit's first call failed: its weights are gone again
                 optimizer.params, optimizer.state = None, state
             on_failure(detach)
-        elif held and self.built and not {id(p) for p in held} & {id(p) for p in self.parameters()}:
-            raise ValueError(f"{self.name}: compile got an optimizer that already updates another "
-                             "model's parameters; make a new optimizer for this model")
+        else:
+            self._check_optimizer_parameters(self.optimizer)
 
     # -- fit --------------------------------------------------------------------------
     def fit(self, x: Data, y: Data, batch_size: int = 32, epochs: int = 1,
@@ -116,8 +145,13 @@ class Trainable:
         self._require_compiled("fit")
         self._require_one_output("fit")
         _check_batch_size("fit", batch_size)
-        if int(epochs) != epochs or epochs < 0:
-            raise ValueError(f"fit: epochs must be a whole number >= 0, got {epochs!r}")
+        if not _whole_number(epochs) or epochs < 0:
+            raise ValueError(f"fit: epochs must be a whole number >= 0, got {epochs!r}"
+                             f"{_int_hint(epochs)}")
+        if validation_data is not None and (not isinstance(validation_data, list | tuple)
+                                            or len(validation_data) != 2):
+            raise ValueError("fit: validation_data must be a pair (x_val, y_val), got "
+                             f"{_described(validation_data)}")
         x, y = self._checked_data("fit", x, y)
         self._attach_parameters()
         if not 0.0 <= validation_split < 1.0:
@@ -134,11 +168,10 @@ class Trainable:
             validation_data = self._checked_data("fit (validation_data)", *validation_data)
         generator = np.random.default_rng(seed) if seed is not None else rng()
 
-        history = History()
+        # Kept on the model as Keras does, so the epochs done survive a fit that raises.
+        self.history = history = History()
         history.params = {"epochs": epochs, "batch_size": batch_size, "samples": len(y)}
-        was_training = self.training
-        self.train()
-        try:
+        with running_mode(training=True):
             for epoch in range(epochs):
                 order = generator.permutation(len(y)) if shuffle else np.arange(len(y))
                 start = time.perf_counter()
@@ -152,8 +185,6 @@ class Trainable:
                     took = time.perf_counter() - start
                     text = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
                     print(f"Epoch {epoch + 1}/{epochs} - {took:.1f}s - {text}", flush=True)
-        finally:
-            self.train(was_training)
         return history
 
     def _train_epoch(self, x, y, order, batch_size, epoch, epochs, verbose,
@@ -201,14 +232,10 @@ class Trainable:
         params = self.optimizer.params
         if not all(np.all(np.isfinite(p.grad)) for p in params if p.grad is not None):
             raise _diverged(f"a gradient became NaN or inf {where}")
-        weights = [p.data.copy() for p in params]
-        state = self.optimizer.state_dict()
-        self.optimizer.step()
-        if not all(np.all(np.isfinite(p.data)) for p in params):
-            for param, data in zip(params, weights, strict=True):
-                param.data = data
-            self.optimizer.load_state_dict(state)
+        step = self.optimizer.pending_step()  # computed, not applied yet: all or nothing
+        if not all(np.all(np.isfinite(data)) for data in step.new_values):
             raise _diverged(f"the update {where} made a weight NaN or inf")
+        step.apply()
         return {"loss": loss.item(),
                 **self._metric_values(y_batch, prediction.data, self.output_mask)}
 
@@ -280,7 +307,9 @@ class Trainable:
         """
         _check_batch_size("evaluate", batch_size)
         logs = RunningMeans()
-        with self._inference():
+        # The graph is recorded (never run backward) when binary crossentropy reads the logits
+        # behind a sigmoid output: evaluate then gives the loss fit gives.
+        with self._inference(graph=self.loss is losses.binary_crossentropy):
             for begin in range(0, len(y), batch_size):
                 rows = slice(begin, begin + batch_size)
                 loss, prediction = (self._step("evaluate", self._evaluated)
@@ -293,15 +322,16 @@ class Trainable:
         return logs.result()
 
     @contextmanager
-    def _inference(self) -> Iterator[None]:
-        """Evaluation mode (Dropout off) and no graph; the mode is restored afterwards."""
-        was_training = self.training
-        self.eval()
-        try:
-            with mt.no_grad():
-                yield
-        finally:
-            self.train(was_training)
+    def _inference(self, graph: bool = False) -> Iterator[None]:
+        """Evaluation mode (Dropout off) on this thread and no graph; with ``graph``, a graph
+        that keeps only what a backward pass would read (and the logits of a sigmoid output)."""
+        with running_mode(training=False), ExitStack() as modes:
+            if graph:
+                modes.enter_context(mt.enable_grad())
+                modes.enter_context(mt.freeing_values())
+            else:
+                modes.enter_context(mt.no_grad())
+            yield
 
     def predict(self, x: Data, batch_size: int = 32,
                 verbose: int = 0) -> np.ndarray | list[np.ndarray]:
@@ -345,7 +375,7 @@ class Trainable:
         arrays = x if isinstance(x, list) else [x]
         arrays = [a.astype(mt.get_default_dtype(), copy=False) for a in arrays]
         x = arrays if isinstance(x, list) else arrays[0]
-        y = np.asarray(y.data if isinstance(y, mt.Tensor) else y)
+        y = _as_array(y, what, "y")
         for array in arrays:
             if len(array) != len(y):
                 raise ValueError(f"{what}: x has {len(array)} samples but y has {len(y)}")
@@ -382,12 +412,41 @@ def _diverged(what: str) -> FloatingPointError:
 
 
 def _check_batch_size(what: str, batch_size: int) -> None:
-    if int(batch_size) != batch_size or batch_size < 1:
-        raise ValueError(f"{what}: batch_size must be a whole number >= 1, got {batch_size!r}")
+    if not _whole_number(batch_size) or batch_size < 1:
+        raise ValueError(f"{what}: batch_size must be a whole number >= 1, got {batch_size!r}"
+                         f"{_int_hint(batch_size)}")
 
 
-def _as_array(x) -> np.ndarray:
-    return np.asarray(x.data if isinstance(x, mt.Tensor) else x)
+def _whole_number(value) -> bool:
+    """An int (numpy's too), not 4.0: Keras refuses a float batch size or epoch count."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _int_hint(value) -> str:
+    return f" (a {type(value).__name__}: pass an int)" if not _whole_number(value) else ""
+
+
+def _described(value) -> str:
+    if isinstance(value, list | tuple):
+        return f"a {type(value).__name__} of {len(value)} item(s)"
+    return f"{type(value).__name__} {value!r}" if value is None else type(value).__name__
+
+
+def _numeric(what: str, argument: str, array: np.ndarray) -> np.ndarray:
+    """``array`` once known to hold numbers (bool counts), not strings or objects."""
+    if array.dtype.kind not in "biuf":
+        sample = array.ravel()[:3].tolist()
+        raise TypeError(f"{what}: {argument} must hold numbers, got {array.dtype} values such "
+                        f"as {sample!r}" + ("; map class names to integers first (e.g. with "
+                                            "np.unique(y, return_inverse=True))"
+                                            if argument == "y" else ""))
+    return array
+
+
+def _as_array(x, what: str = "", argument: str = "x") -> np.ndarray:
+    if x is None:
+        raise TypeError(f"{what}: {argument} is None; give an array of samples")
+    return _numeric(what, argument, np.asarray(x.data if isinstance(x, mt.Tensor) else x))
 
 
 def _model_inputs(model, what: str, x) -> np.ndarray | list[np.ndarray]:
@@ -395,12 +454,12 @@ def _model_inputs(model, what: str, x) -> np.ndarray | list[np.ndarray]:
     expected = len(flatten(model.inputs)) if model.built else 1
     several = isinstance(x, list | tuple) and x and isinstance(x[0], np.ndarray | mt.Tensor)
     if expected == 1 and not several:
-        return _as_array(x)
+        return _as_array(x, what)
     if not several or len(x) != expected:
         given = f"a list of {len(x)} arrays" if several else "one array"
         raise ValueError(f"{model.name}: {what} needs {expected} input array(s), one per "
                          f"nn.Input, got {given}")
-    arrays = [_as_array(part) for part in x]
+    arrays = [_as_array(part, what) for part in x]
     return arrays[0] if expected == 1 else arrays
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from microtensor import Tensor
 
-from .optimizer import Optimizer, add_l2, buffer, lerp_
+from .optimizer import Optimizer, add_l2, buffer, finite_number, lerp
 
 
 class Adam(Optimizer):
@@ -37,24 +37,29 @@ class Adam(Optimizer):
         self._check_nonnegative("eps", "weight_decay")
         self._check(len(self.betas) == 2, "betas", self.betas, "a pair (beta1, beta2)")
         for i, beta in enumerate(self.betas):
-            self._check(isinstance(beta, int | float) and 0 <= beta < 1, f"betas[{i}]", beta,
-                        "in [0, 1)")
+            self._check(finite_number(beta) and 0 <= beta < 1, f"betas[{i}]", beta, "in [0, 1)")
 
-    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict) -> None:
+    def required_state(self) -> tuple[str, ...]:
+        return ("step", "exp_avg", "exp_avg_sq")
+
+    nonnegative_state = ("exp_avg_sq", "max_exp_avg_sq")
+
+    def _update(self, param: np.ndarray, grad: np.ndarray,
+                state: dict) -> tuple[np.ndarray, dict]:
         beta1, beta2 = self.betas
         if self.decoupled_weight_decay:
             if self.weight_decay:
-                param *= 1 - self.lr * self.weight_decay
+                param = param * (1 - self.lr * self.weight_decay)
         else:
             grad = add_l2(grad, param, self.weight_decay)
-        state["step"] = step = state.get("step", 0) + 1
-        exp_avg = buffer(state, "exp_avg", param)
-        second_moment = buffer(state, "exp_avg_sq", param)
-        lerp_(exp_avg, grad, 1 - beta1)
-        lerp_(second_moment, np.square(grad), 1 - beta2)
+        step = state.get("step", 0) + 1
+        exp_avg = lerp(buffer(state, "exp_avg", param), grad, 1 - beta1)
+        second_moment = exp_avg_sq = lerp(buffer(state, "exp_avg_sq", param), np.square(grad),
+                                          1 - beta2)
+        new_state = {"step": step, "exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}
         if self.amsgrad:
-            running_max = buffer(state, "max_exp_avg_sq", param)
-            second_moment = np.maximum(running_max, second_moment, out=running_max)
+            second_moment = new_state["max_exp_avg_sq"] = np.maximum(
+                buffer(state, "max_exp_avg_sq", param), exp_avg_sq)
         # One scratch array: denominator, then the step itself (out= keeps it an
         # array for 0-d parameters, so the in-place ops below work).
         update = np.sqrt(second_moment, out=np.empty_like(param))
@@ -62,7 +67,7 @@ class Adam(Optimizer):
         update += self.eps
         np.divide(exp_avg, update, out=update)
         update *= self.lr / (1 - beta1 ** step)
-        param -= update
+        return np.subtract(param, update, out=update), new_state
 
 
 class AdamW(Adam):

@@ -2,12 +2,16 @@
 
 A subclass names its hyperparameters (the keyword arguments of its
 ``__init__``), checks them in ``_validate`` and writes one method,
-``_update(param, grad, state)``, that changes the numpy array ``param`` in
-place from its gradient and its own state dict (moment buffers, step count).
+``_update(param, grad, state)``, that returns the parameter's new values and
+its new state dict (moment buffers, step count) as new arrays, changing none
+of its inputs. ``step`` computes the new values of every parameter first and
+only then copies them in: a step is applied to all parameters or, if anything
+raises meanwhile (a KeyboardInterrupt too), to none.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -25,23 +29,33 @@ def add_l2(grad: np.ndarray, param: np.ndarray, weight_decay: float) -> np.ndarr
     return grad + weight_decay * param if weight_decay else grad
 
 
-def lerp_(average: np.ndarray, value: np.ndarray, weight: float) -> None:
-    """``average += weight * (value - average)`` in place: an exponential moving average.
+def lerp(average: np.ndarray, value: np.ndarray, weight: float) -> np.ndarray:
+    """``average + weight * (value - average)`` as a new array: an exponential moving average.
 
     Same form as torch's ``lerp_``, which keeps a small first update exact
     (``decay * average + (1 - decay) * value`` would lose digits to cancellation).
     """
-    delta = value - average
-    delta *= weight
-    average += delta
+    new = np.subtract(value, average, out=np.empty_like(average))
+    new *= weight
+    new += average
+    return new
 
 
 def buffer(state: dict, key: str, like: np.ndarray) -> np.ndarray:
-    """``state[key]``, created as zeros shaped like ``like`` on first use."""
+    """``state[key]``, or zeros shaped like ``like`` before the first step (not stored)."""
     found = state.get(key)
-    if found is None:
-        found = state[key] = np.zeros_like(like)
-    return found
+    return np.zeros_like(like) if found is None else found
+
+
+# float16 is refused rather than half-supported: Adam's eps (1e-8) underflows to 0 in it and
+# binary crossentropy's clip 1 - 1e-7 rounds to 1.0, so training silently gives inf or NaN.
+SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+UNSUPPORTED_FLOAT16 = ("float16 can't hold Adam's eps or the loss's clipping; train in float32 "
+                       "and convert the weights afterwards if you need them smaller")
+
+
+def finite_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _plain(value):
@@ -88,7 +102,7 @@ class Optimizer:
     @lr.setter
     def lr(self, value) -> None:
         value = _plain(value)
-        self._check(isinstance(value, int | float) and value >= 0, "lr", value, "a number >= 0")
+        self._check(finite_number(value) and value >= 0, "lr", value, "a finite number >= 0")
         self._lr = value
 
     def _check(self, ok: bool, name: str, value, expected: str) -> None:
@@ -98,7 +112,7 @@ class Optimizer:
     def _check_nonnegative(self, *names: str) -> None:
         for name in names:
             value = getattr(self, name)
-            self._check(isinstance(value, int | float) and value >= 0, name, value, ">= 0")
+            self._check(finite_number(value) and value >= 0, name, value, "a finite number >= 0")
 
     def _validate(self) -> None:
         """Raise ValueError naming the optimizer and the bad value (subclasses extend)."""
@@ -119,6 +133,9 @@ class Optimizer:
         for i, p in enumerate(params):
             if not isinstance(p, Tensor):
                 raise TypeError(f"{name}: parameter {i} is a {type(p).__name__}, not a Tensor")
+            if p.dtype not in SUPPORTED_DTYPES:
+                raise TypeError(f"{name}: parameter {p.name or i} is {p.dtype}, but optimizers "
+                                f"update float32 or float64 weights only ({UNSUPPORTED_FLOAT16})")
         if len({id(p) for p in params}) != len(params):
             raise ValueError(f"{name}: the same parameter appears more than once")
         self.state = self._fitted_state(self.state, params)
@@ -140,7 +157,16 @@ class Optimizer:
 
     @replayed
     def step(self) -> None:
-        """Update every parameter that has a gradient, in place."""
+        """Update every parameter that has a gradient, in place: all of them or none."""
+        self.pending_step().apply()
+
+    def pending_step(self) -> PendingStep:
+        """The new values of every parameter that has a gradient, not applied yet.
+
+        ``opt.pending_step().apply()`` is ``opt.step()``; in between, the new
+        values can be looked at (``fit`` refuses a step that makes a weight NaN).
+        """
+        changes = []
         for index, p in enumerate(self._attached("step")):
             grad = p.grad
             if grad is None:
@@ -148,9 +174,13 @@ class Optimizer:
             if grad.shape != p.data.shape:
                 raise ShapeError(f"{type(self).__name__}.step: parameter {p.name or index} has "
                                  f"shape {p.data.shape} but its grad has shape {grad.shape}")
-            self._update(p.data, grad, self.state.setdefault(index, {}))
+            data, state = self._update(p.data, grad, self.state.get(index, {}))
+            changes.append((index, p, np.asarray(data, dtype=p.data.dtype), state))
+        return PendingStep(self, changes)
 
-    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict) -> None:
+    def _update(self, param: np.ndarray, grad: np.ndarray,
+                state: dict) -> tuple[np.ndarray, dict]:
+        """(new values of ``param``, its new state); changes none of its arguments."""
         raise NotImplementedError
 
     # -- saving --------------------------------------------------------------
@@ -189,15 +219,42 @@ class Optimizer:
                     f"{name}.load_state_dict: unexpected key {key!r}; expected hyperparameters "
                     f"{sorted(hyper)} and state.<index>.<buffer> with buffer in "
                     f"{list(self.state_names)}")
-            value = np.asarray(value)
-            state.setdefault(int(index), {})[buffer_name] = (
-                int(value) if buffer_name == "step" else value.copy())
+            state.setdefault(int(index), {})[buffer_name] = self._checked_buffer(key, value)
         checked = type(self)(**hyper)        # validates the hyperparameters, raises if bad
+        for index, buffers in state.items():
+            missing = sorted(set(checked.required_state()) - set(buffers))
+            if missing:
+                raise ValueError(f"{name}.load_state_dict: the state of parameter {index} lacks "
+                                 f"{', '.join(missing)} (it has {', '.join(sorted(buffers))})")
         if self.params is not None:
             state = self._fitted_state(state, self.params)
         for key in hyper:
             setattr(self, key, getattr(checked, key))
         self.state = state
+
+    def required_state(self) -> tuple[str, ...]:
+        """The buffers every stepped parameter has, with these hyperparameters."""
+        return ()
+
+    nonnegative_state: tuple[str, ...] = ()  # buffers that can't be negative (squares' means)
+
+    def _checked_buffer(self, key: str, value) -> int | np.ndarray:
+        """A state value as the optimizer keeps it, once known to be possible: a step count is
+        a whole number >= 1, a buffer finite numbers (and >= 0 for a mean of squares)."""
+        name, array = type(self).__name__, np.asarray(value)
+        if key.endswith(".step"):
+            if array.ndim != 0 or array.dtype.kind not in "iu" or array < 1:
+                raise ValueError(f"{name}.load_state_dict: {key} must be a whole number >= 1, "
+                                 f"got {array.dtype} {array.tolist()!r}")
+            return int(array)
+        if array.dtype.kind != "f" or not np.all(np.isfinite(array)):
+            raise ValueError(f"{name}.load_state_dict: {key} must hold finite floats, got "
+                             f"{array.dtype} values" + ("" if array.dtype.kind != "f" else
+                                                        " with NaN or inf"))
+        if key.rpartition(".")[2] in self.nonnegative_state and np.any(array < 0):
+            raise ValueError(f"{name}.load_state_dict: {key} is a mean of squares but holds "
+                             f"negative values (e.g. {array[array < 0].ravel()[0]})")
+        return array.copy()
 
     def _fitted_state(self, state: dict[int, dict], params: list[Tensor]) -> dict[int, dict]:
         """``state`` checked against ``params`` (count, shapes), arrays in each param's dtype."""
@@ -218,3 +275,34 @@ class Optimizer:
                     value = value.astype(data.dtype, copy=False)
                 fitted[index][key] = value
         return fitted
+
+
+class PendingStep:
+    """One optimizer step computed but not applied: ``apply()`` copies every new value in.
+
+    Each copy is one numpy call and may be repeated, so an interruption (Ctrl-C)
+    in the middle of ``apply`` finishes the copying before it propagates: the
+    step lands on all parameters or, if it comes before ``apply``, on none.
+    """
+
+    def __init__(self, optimizer: Optimizer,
+                 changes: list[tuple[int, Tensor, np.ndarray, dict]]) -> None:
+        self.optimizer = optimizer
+        self.changes = changes
+
+    @property
+    def new_values(self) -> list[np.ndarray]:
+        return [data for _, _, data, _ in self.changes]
+
+    def apply(self) -> None:
+        try:
+            self._copy_in()
+        except BaseException:
+            self._copy_in()  # idempotent: whatever was copied already is copied again
+            raise
+
+    def _copy_in(self) -> None:
+        state = self.optimizer.state
+        for index, param, data, buffers in self.changes:
+            np.copyto(param.data, data)
+            state[index] = buffers

@@ -16,7 +16,7 @@ import numpy as np
 
 from microtensor import Tensor
 
-from .optimizer import Optimizer, add_l2, buffer, lerp_
+from .optimizer import Optimizer, add_l2, buffer, lerp
 
 
 class RMSprop(Optimizer):
@@ -33,13 +33,20 @@ class RMSprop(Optimizer):
     def _validate(self) -> None:
         self._check_nonnegative("alpha", "eps", "weight_decay", "momentum")
 
-    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict) -> None:
+    def required_state(self) -> tuple[str, ...]:
+        return ("square_avg", *(("grad_avg",) if self.centered else ()),
+                *(("momentum_buffer",) if self.momentum > 0 else ()))
+
+    nonnegative_state = ("square_avg",)
+
+    def _update(self, param: np.ndarray, grad: np.ndarray,
+                state: dict) -> tuple[np.ndarray, dict]:
         grad = add_l2(grad, param, self.weight_decay)
-        square_avg = buffer(state, "square_avg", param)
-        lerp_(square_avg, np.square(grad), 1 - self.alpha)
+        square_avg = lerp(buffer(state, "square_avg", param), np.square(grad), 1 - self.alpha)
+        new_state = {"square_avg": square_avg}
         if self.centered:
-            grad_avg = buffer(state, "grad_avg", param)
-            lerp_(grad_avg, grad, 1 - self.alpha)
+            grad_avg = new_state["grad_avg"] = lerp(buffer(state, "grad_avg", param), grad,
+                                                    1 - self.alpha)
             variance = square_avg - np.square(grad_avg)
         else:
             variance = square_avg
@@ -47,11 +54,10 @@ class RMSprop(Optimizer):
         denom = np.sqrt(variance, out=np.empty_like(param))
         denom += self.eps
         if self.momentum > 0:
-            velocity = buffer(state, "momentum_buffer", param)
-            velocity *= self.momentum
+            velocity = buffer(state, "momentum_buffer", param) * self.momentum
             velocity += grad / denom
-            param -= self.lr * velocity
-        else:
-            np.divide(grad, denom, out=denom)
-            denom *= self.lr
-            param -= denom
+            new_state["momentum_buffer"] = velocity
+            return param - self.lr * velocity, new_state
+        np.divide(grad, denom, out=denom)
+        denom *= self.lr
+        return np.subtract(param, denom, out=denom), new_state

@@ -35,14 +35,20 @@ class SGD(Optimizer):
                 f"SGD: nesterov=True needs momentum > 0 and dampening = 0, got "
                 f"momentum={self.momentum!r}, dampening={self.dampening!r}")
 
-    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict) -> None:
+    def required_state(self) -> tuple[str, ...]:
+        return ("momentum_buffer",) if self.momentum else ()
+
+    def _update(self, param: np.ndarray, grad: np.ndarray,
+                state: dict) -> tuple[np.ndarray, dict]:
         grad = add_l2(grad, param, self.weight_decay)
+        new_state = {}
         if self.momentum:
             velocity = state.get("momentum_buffer")
             if velocity is None:
-                velocity = state["momentum_buffer"] = np.array(grad, dtype=param.dtype)
+                velocity = np.array(grad, dtype=param.dtype)
             else:
-                velocity *= self.momentum
+                velocity = velocity * self.momentum
                 velocity += (1 - self.dampening) * grad
+            new_state["momentum_buffer"] = velocity
             grad = grad + self.momentum * velocity if self.nesterov else velocity
-        param -= self.lr * grad
+        return param - self.lr * grad, new_state

@@ -78,7 +78,7 @@ def test_an_optimizer_holding_another_models_weights_is_refused():
     first, second = small_model("a1", "b1"), small_model("a2", "b2")
     opt = optim.Adam(lr=0.1)
     first.compile(optimizer=opt, loss="mse")
-    with pytest.raises(ValueError, match="already updates another model's parameters"):
+    with pytest.raises(ValueError, match="updates weights that aren't this model's"):
         second.compile(optimizer=opt, loss="mse")
 
 

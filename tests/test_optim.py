@@ -196,7 +196,8 @@ def test_bad_state_dict_raises_and_changes_nothing():
 
 def test_attach_checks_state_fits():
     opt = optim.Adam()
-    opt.load_state_dict({"state.0.exp_avg": np.zeros(3), "state.0.step": 1})
+    opt.load_state_dict({"state.0.exp_avg": np.zeros(3), "state.0.exp_avg_sq": np.zeros(3),
+                         "state.0.step": 1})
     with pytest.raises(ValueError, match=r"\(3,\).*\(2,\)"):
         opt.attach([mt.Tensor(np.zeros(2), requires_grad=True)])
     assert opt.params is None
@@ -326,7 +327,7 @@ def test_defaults_are_torchs():
     (lambda: optim.Adam(betas=(-0.5, 0.9)), r"Adam: betas\[0\].*-0\.5"),
     (lambda: optim.SGD(nesterov=True), r"SGD: nesterov=True needs momentum > 0.*momentum=0\.0"),
     (lambda: optim.SGD(momentum=0.9, nesterov=True, dampening=0.1), "dampening=0.1"),
-    (lambda: optim.RMSprop(alpha=-1.0), r"RMSprop: alpha must be >= 0, got -1\.0"),
+    (lambda: optim.RMSprop(alpha=-1.0), r"RMSprop: alpha must be a finite number >= 0, got -1\.0"),
     (lambda: optim.RMSprop(eps=-1e-8), "RMSprop: eps"),
 ])
 def test_bad_hyperparameters_raise(make, message):

