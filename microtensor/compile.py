@@ -298,8 +298,10 @@ class Program:
                                        slot in has_backward, tuple(frees.get(index, ())),
                                        _from_arguments(constants))
             elif entry[0] == "backward":
-                done = tuple(s for s, i in last_backward.items() if i == index)
-                self.entries[index] = (*entry, done)
+                _, root, plan = entry  # each node's backward is dropped after its last call
+                plan = [(slot, parents, last_backward.get(slot) == index)
+                        for slot, parents in plan]
+                self.entries[index] = ("backward", root, plan)
 
     def same_as(self, other: Program) -> str | None:
         """None if the two traces are the same program, else what differs."""
@@ -353,10 +355,10 @@ class Program:
         return _filled(self.output, values, args, self)
 
     def _backward(self, entry: tuple, values: list, backwards: list) -> None:
-        _, root, plan, done = entry
+        _, root, plan = entry
         grads = new_gradient_sum()
         grads.add(root, np.ones_like(values[root]))
-        for slot, parents in plan:
+        for slot, parents, last in plan:
             g = grads.pop(slot)
             if g is None:
                 continue
@@ -365,13 +367,14 @@ class Program:
                 leaf.grad = (leaf.grad + g if parents and leaf.grad is not None
                              else np.array(g, leaf.dtype))
                 continue
-            for (parent, shape), parent_grad in zip(parents, backwards[slot](g), strict=True):
+            backward = backwards[slot]
+            if last:  # what it captured goes as soon as it has run
+                backwards[slot] = None
+            for (parent, shape), parent_grad in zip(parents, backward(g), strict=True):
                 if parent is not None:
                     if parent_grad.shape != shape:  # broadcasting stretched it
                         parent_grad = unbroadcast(parent_grad, shape)
                     grads.add(parent, parent_grad)
-        for slot in done:
-            backwards[slot] = None
 
     def _leaf(self, slot: int) -> Tensor:
         tensor = self.tensors[slot]

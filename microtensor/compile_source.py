@@ -249,7 +249,7 @@ def _backward_lines(entry: tuple, program, names: _Names) -> list[str]:
     lines = [f"d{names[root]} = 1"]
     started = {root}
     gradients: dict[int, str] = {}  # an inlined value's gradient, written where it's used
-    for slot, parents in plan:
+    for slot, parents, _ in plan:
         g = gradients.get(slot, f"d{names[slot]}")
         if isinstance(parents, bool):
             lines.append(f"{names[slot]}.grad += {g}")
