@@ -10,6 +10,7 @@ pass, node by node in the order it runs, one line per input's gradient
 from __future__ import annotations
 
 import math
+import re
 import string
 
 import numpy as np
@@ -97,7 +98,9 @@ class _Names:
                 unique, n = f"{name}_{n}", n + 1
             taken.add(unique)
             self.names.append(unique)
-            if kind == "constant":
+            if kind == "constant" and source[1].ndim == 0:  # a number: written where used
+                self.names[-1] = _constant(source[1])
+            elif kind == "constant":
                 self.header.append(f"{unique} = {_constant(source[1])}")
             elif kind == "param":
                 self.header.append(f"{unique}: a parameter {tensor.shape}, read at each call")
@@ -186,12 +189,13 @@ def _returned(value) -> list:
 
 
 def _identifier(text: str) -> str:
-    return "".join(c if c.isalnum() or c == "_" else "_" for c in text)
+    """``text`` as a Python name: each run of other characters becomes one underscore."""
+    return re.sub(r"\W+", "_", text).strip("_")
 
 
 def _constant(value: np.ndarray) -> str:
     if value.size == 1:
-        return repr(value.item())
+        return str(value.reshape(())[()])  # numpy's shortest form: 1e-07, not 1.00000001e-07
     if not value.any():
         return f"zeros({value.shape})"
     return f"<constant array {value.shape} {value.dtype}>"
