@@ -443,6 +443,11 @@ def _resolved(constant: Any, arrays: list) -> Any:
 
 def _same(a: Any, b: Any) -> bool:
     """Equal, with arrays compared by value and parameters by identity."""
+    try:  # the fast way, when no array is inside (== of two arrays has no single truth)
+        if a == b:
+            return True
+    except (ValueError, TypeError):
+        pass
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
                 and a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b))
