@@ -92,14 +92,15 @@ def _signature(value: Any) -> Any:
     return ("value", type(value).__name__, value)
 
 
-def _leaves(value: Any) -> list:
-    """The arrays and tensors among ``value`` (nested lists, tuples, dicts), in order."""
-    if isinstance(value, np.ndarray | Tensor):
+def _leaves(value: Any, kinds: type | tuple = (np.ndarray, Tensor)) -> list:
+    """The arrays and tensors (or other ``kinds``) among ``value`` (nested lists, tuples,
+    dicts), in order."""
+    if isinstance(value, kinds):
         return [value]
     if isinstance(value, list | tuple):
-        return [leaf for v in value for leaf in _leaves(v)]
+        return [leaf for v in value for leaf in _leaves(v, kinds)]
     if isinstance(value, dict):
-        return [leaf for v in value.values() for leaf in _leaves(v)]
+        return [leaf for v in value.values() for leaf in _leaves(v, kinds)]
     return []
 
 
@@ -272,7 +273,8 @@ class Program:
 
     def _plan_memory(self) -> None:
         """Free each value after its last forward use, each backward after its last call."""
-        kept = {s.slot for s in _leaves_of(self.output)}
+        self.returned = {s.slot for s in _leaves(self.output, _Slot)}
+        kept = set(self.returned)
         kept |= {entry[1] for entry in self.entries if entry[0] == "backward"}  # roots
         kept |= {k for k, source in enumerate(self.sources) if source[0] != "op"}
         last_read: dict[int, int] = {}
@@ -391,16 +393,6 @@ class _Slot:
 
     def __eq__(self, other) -> bool:
         return isinstance(other, _Slot) and other.slot == self.slot
-
-
-def _leaves_of(value: Any) -> list:
-    if isinstance(value, _Slot):
-        return [value]
-    if isinstance(value, list | tuple):
-        return [s for v in value for s in _leaves_of(v)]
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in _leaves_of(v)]
-    return []
 
 
 def _filled(value: Any, values: list, args: tuple, program: Program) -> Any:

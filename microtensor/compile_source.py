@@ -118,7 +118,7 @@ class _Names:
                 for slot in entry[2]:
                     reads[slot] = reads.get(slot, 0) + 1
         roots = {entry[1] for entry in program.entries if entry[0] == "backward"}
-        returned = {s.slot for s in _returned(program.output)}
+        returned = program.returned
         return {slot for slot, count in reads.items()
                 if count == 1 and program.sources[slot][0] == "op"
                 and not program.tensors[slot].name and slot not in roots | returned}
@@ -176,16 +176,6 @@ def _fill(template: str, values: list[str], named: dict[str, str]) -> str:
                 value = f"({value})"
         out.append(value)
     return "".join(out)
-
-
-def _returned(value) -> list:
-    if hasattr(value, "slot"):
-        return [value]
-    if isinstance(value, list | tuple):
-        return [s for v in value for s in _returned(v)]
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in _returned(v)]
-    return []
 
 
 def _identifier(text: str) -> str:
