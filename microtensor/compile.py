@@ -336,7 +336,7 @@ class Program:
                 values[slot] = source[1].data
             elif kind == "constant":
                 values[slot] = source[1]
-        self._call_leaves = _leaves(args)  # the caller's tensors, for their .grad
+        leaves = _leaves(args)  # the caller's tensors, for their .grad
         backwards: list = [None] * len(self.sources)
         for entry in self.entries:
             kind = entry[0]
@@ -350,13 +350,13 @@ class Program:
                 for i in frees:
                     values[i] = None
             elif kind == "backward":
-                self._backward(entry, values, backwards)
+                self._backward(entry, values, backwards, leaves)
             else:
                 _, method, call_args, call_kwargs = entry
                 method(*call_args, **call_kwargs)
         return _filled(self.output, values, args, self)
 
-    def _backward(self, entry: tuple, values: list, backwards: list) -> None:
+    def _backward(self, entry: tuple, values: list, backwards: list, leaves: list) -> None:
         _, root, plan = entry
         grads = new_gradient_sum()
         grads.add(root, np.ones_like(values[root]))
@@ -364,8 +364,8 @@ class Program:
             g = grads.pop(slot)
             if g is None:
                 continue
-            if isinstance(parents, bool):  # a leaf: its .grad adds up, as in Tensor.backward,
-                leaf = self._leaf(slot)  # if it held one when traced (else a reset was unseen)
+            if isinstance(parents, bool):  # a leaf: its .grad adds up as in Tensor.backward if
+                leaf = self._leaf(slot, leaves)  # it held one when traced (else: a reset unseen)
                 leaf.grad = (leaf.grad + g if parents and leaf.grad is not None
                              else np.array(g, leaf.dtype))
                 continue
@@ -378,11 +378,10 @@ class Program:
                         parent_grad = unbroadcast(parent_grad, shape)
                     grads.add(parent, parent_grad)
 
-    def _leaf(self, slot: int) -> Tensor:
-        tensor = self.tensors[slot]
+    def _leaf(self, slot: int, leaves: list) -> Tensor:
         if self.sources[slot][0] == "arg":  # the caller's own tensor of this call
-            tensor = self._call_leaves[self.sources[slot][1]]
-        return tensor
+            return leaves[self.sources[slot][1]]
+        return self.tensors[slot]
 
 
 class _Slot:

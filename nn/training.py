@@ -218,7 +218,8 @@ class Trainable:
     def _train_step(self, x_batch, y_batch, epoch: int, batch: int) -> dict[str, float]:
         where = f"at epoch {epoch + 1}, batch {batch + 1}"
         if self.jit_compile:  # the same step, traced once and replayed (only .grad written)
-            loss, prediction = self._step("train", self._loss_and_gradients)(x_batch, y_batch)
+            loss, prediction = self._step("train", self._loss_and_gradients)(
+                x_batch, y_batch, self._modes())
             if not np.isfinite(loss.item()):
                 raise _diverged(f"the loss became {loss.item()} {where}")
         else:
@@ -239,8 +240,9 @@ class Trainable:
         return {"loss": loss.item(),
                 **self._metric_values(y_batch, prediction.data, self.output_mask)}
 
-    def _loss_and_gradients(self, x_batch, y_batch) -> tuple[mt.Tensor, mt.Tensor]:
-        """The loss and the prediction; the parameters' ``.grad`` hold d loss / d parameter."""
+    def _loss_and_gradients(self, x_batch, y_batch, modes=None) -> tuple[mt.Tensor, mt.Tensor]:
+        """The loss and the prediction; the parameters' ``.grad`` hold d loss / d parameter.
+        (``modes``: see ``_modes``.)"""
         with mt.freeing_values():  # this graph is thrown away after backward: keep only
             prediction = self(x_batch)  # what backward reads (microtensor/speedups.py)
         loss = self._loss_of(y_batch, prediction, self.output_mask)
@@ -255,10 +257,15 @@ class Trainable:
             compiled[kind] = mt.compile(fn, name=f"{self.name}'s {kind} step")
         return compiled[kind]
 
-    def _forward(self, x_batch):
+    def _modes(self) -> tuple[bool, ...]:
+        """Every layer's training flag: an argument of each compiled step, so that a step
+        traced with Dropout on is never replayed with it off (another signature)."""
+        return tuple(module.training for module in self.modules())
+
+    def _forward(self, x_batch, modes=None):
         return self(x_batch)
 
-    def _evaluated(self, x_batch, y_batch):
+    def _evaluated(self, x_batch, y_batch, modes=None):
         prediction = self(x_batch)
         return self._loss_of(y_batch, prediction, self.output_mask), prediction
 
@@ -313,8 +320,8 @@ class Trainable:
             for begin in range(0, len(y), batch_size):
                 rows = slice(begin, begin + batch_size)
                 loss, prediction = (self._step("evaluate", self._evaluated)
-                                    if self.jit_compile else self._evaluated)(_rows(x, rows),
-                                                                              y[rows])
+                                    if self.jit_compile else self._evaluated)(
+                    _rows(x, rows), y[rows], self._modes())
                 mask = self.output_mask
                 values = {"loss": loss.item(),
                           **self._metric_values(y[rows], prediction.data, mask)}
@@ -346,8 +353,9 @@ class Trainable:
         outputs = []  # per batch: the output array(s)
         with self._inference():
             for begin in range(0, samples, batch_size):
-                forward = self._step("predict", self._forward) if self.jit_compile else self
-                output = forward(_rows(x, slice(begin, begin + batch_size)))
+                rows = _rows(x, slice(begin, begin + batch_size))
+                output = (self._step("predict", self._forward)(rows, self._modes())
+                          if self.jit_compile else self(rows))
                 several = isinstance(output, list | tuple)
                 outputs.append([t.data for t in output] if several else output.data)
         if several:

@@ -223,3 +223,14 @@ def test_the_program_of_an_lstm_prints_as_forward_then_backward_lines():
     # backward runs the last step first: step 2's gates before step 1's
     assert (lines.index("dz_2[:, 1:2] += df_2 * f_2 * (1 - f_2)")
             < lines.index("dz_1[:, 1:2] += df_1 * f_1 * (1 - f_1)"))
+
+
+def test_a_step_traced_with_dropout_off_is_not_replayed_with_it_on():
+    model = nn.Sequential([nn.Input((20,)), nn.Dropout(0.5)])
+    model.compile(loss="mse")
+    x = np.ones((4, 20))
+    model.eval()
+    for _ in range(3):  # traced, confirmed, replayed: dropout off
+        np.testing.assert_array_equal(model.predict(x), x)
+    with nn.module.running_mode(training=True), mt.no_grad():  # only the mode differs
+        assert (model._step("predict", model._forward)(x, model._modes()).numpy() == 0).any()
