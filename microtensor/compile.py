@@ -258,6 +258,8 @@ class Program:
         # Replayed once a second call traced the same program (confirmed), on any data once
         # that call had other data (verified): a constant made from the data would differ.
         self.confirmed = self.verified = False
+        self.inputs = [(slot, source) for slot, source in enumerate(self.sources)
+                       if source[0] != "op"]  # what each call fills in before the ops run
         self._plan_memory()
 
     def _output_of(self, value: Any, tracer: Tracer) -> Any:
@@ -300,10 +302,8 @@ class Program:
                                        slot in has_backward, tuple(frees.get(index, ())),
                                        _from_arguments(constants))
             elif entry[0] == "backward":
-                _, root, plan = entry  # each node's backward is dropped after its last call
-                plan = [(slot, parents, last_backward.get(slot) == index)
-                        for slot, parents in plan]
-                self.entries[index] = ("backward", root, plan)
+                self.entries[index] = ("backward", entry[1],
+                                       _backward_plan(entry, index, last_backward))
 
     def same_as(self, other: Program) -> str | None:
         """None if the two traces are the same program, else what differs."""
@@ -327,7 +327,7 @@ class Program:
     def run(self, args: tuple) -> Any:
         values: list = [None] * len(self.sources)
         arrays = [_array(a) for a in _leaves(args)]
-        for slot, source in enumerate(self.sources):
+        for slot, source in self.inputs:
             kind = source[0]
             if kind == "arg":
                 values[slot] = (arrays[source[1]] if len(source) == 2
@@ -338,13 +338,14 @@ class Program:
                 values[slot] = source[1]
         leaves = _leaves(args)  # the caller's tensors, for their .grad
         backwards: list = [None] * len(self.sources)
+        value_of = values.__getitem__
         for entry in self.entries:
             kind = entry[0]
             if kind == "op":
                 _, op, reads, constants, slot, keep_backward, frees, from_arguments = entry
                 if from_arguments:
                     constants = {k: _resolved(c, arrays) for k, c in constants.items()}
-                values[slot], backward = op(*[values[i] for i in reads], **constants)
+                values[slot], backward = op(*map(value_of, reads), **constants)
                 if keep_backward:
                     backwards[slot] = backward
                 for i in frees:
@@ -357,11 +358,17 @@ class Program:
         return _filled(self.output, values, args, self)
 
     def _backward(self, entry: tuple, values: list, backwards: list, leaves: list) -> None:
+        """Tensor.backward's loop over a fixed order. A gradient that reaches its node from
+        one place only waits in ``alone``; those that add up go through a gradient sum."""
         _, root, plan = entry
         grads = new_gradient_sum()
-        grads.add(root, np.ones_like(values[root]))
-        for slot, parents, last in plan:
-            g = grads.pop(slot)
+        alone: list = [None] * len(values)
+        alone[root] = np.ones_like(values[root])
+        for slot, parents, last, single in plan:
+            if single:
+                g, alone[slot] = alone[slot], None
+            else:
+                g = grads.pop(slot)
             if g is None:
                 continue
             if isinstance(parents, bool):  # a leaf: its .grad adds up as in Tensor.backward if
@@ -372,16 +379,37 @@ class Program:
             backward = backwards[slot]
             if last:  # what it captured goes as soon as it has run
                 backwards[slot] = None
-            for (parent, shape), parent_grad in zip(parents, backward(g), strict=True):
+            for (parent, shape, one), parent_grad in zip(parents, backward(g), strict=True):
                 if parent is not None:
                     if parent_grad.shape != shape:  # broadcasting stretched it
                         parent_grad = unbroadcast(parent_grad, shape)
-                    grads.add(parent, parent_grad)
+                    if not one:
+                        grads.add(parent, parent_grad)
+                    elif parent_grad.__class__ is np.ndarray:
+                        alone[parent] = parent_grad
+                    else:  # a slice's or a weight product's gradient, on its own
+                        alone[parent] = parent_grad.dense()
 
     def _leaf(self, slot: int, leaves: list) -> Tensor:
         if self.sources[slot][0] == "arg":  # the caller's own tensor of this call
             return leaves[self.sources[slot][1]]
         return self.tensors[slot]
+
+
+def _backward_plan(entry: tuple, index: int, last_backward: dict[int, int]) -> list[tuple]:
+    """Each node of a traced backward as (slot, parents, last, single): ``last`` if no later
+    backward calls its function (so it can go), ``single`` if one gradient reaches it; each
+    parent as (slot, shape, single)."""
+    _, root, plan = entry
+    arrivals = {root: 1}
+    for _, parents in plan:
+        if not isinstance(parents, bool):
+            for parent, _ in parents:
+                arrivals[parent] = arrivals.get(parent, 0) + 1
+    return [(slot, parents if isinstance(parents, bool) else
+             tuple((parent, shape, arrivals.get(parent) == 1) for parent, shape in parents),
+             last_backward.get(slot) == index, arrivals.get(slot) == 1)
+            for slot, parents in plan]
 
 
 class _Slot:

@@ -243,13 +243,13 @@ def _backward_lines(entry: tuple, program, names: _Names) -> list[str]:
     lines = [f"d{names[root]} = 1"]
     started = {root}
     gradients: dict[int, str] = {}  # an inlined value's gradient, written where it's used
-    for slot, parents, _ in plan:
+    for slot, parents, *_ in plan:
         g = gradients.get(slot, f"d{names[slot]}")
         if isinstance(parents, bool):
             lines.append(f"{names[slot]}.grad += {g}")
             continue
         _, op, reads, constants, _ = producer[slot][:5]
-        for i, (parent, shape) in enumerate(parents):
+        for i, (parent, shape, _) in enumerate(parents):
             if parent is None:
                 continue
             expression = _gradient(op.__name__, i, reads, constants, names, slot, g)
