@@ -9,6 +9,7 @@ and checked against the layer's own output, and the fully unrolled graph.
 Nothing is trained: the freshly initialised weights are what is shown.
 
     python demos/anatomy.py               # a few seconds
+    python demos/anatomy.py --units 10 --timesteps 13 --features 5   # any other size: 640 params
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ GATES = {"i": "input gate, sigmoid: how much of the candidate to write into the 
          "c": "candidate c_hat, tanh: the new values on offer",
          "o": "output gate, sigmoid: how much of tanh(c) to show as h"}
 
-# (units, timesteps, features, file stem)
+# (units, timesteps, features, file stem): the two cases of the classic answer, drawn when
+# no size is asked for; a size given on the command line replaces the second one's.
 CASES = [(1, 1, 1, "anatomy_lstm1x1"), (3, 4, 2, "anatomy_lstm3_4x2")]
 
 
@@ -47,17 +49,32 @@ def vector(values: np.ndarray) -> str:
     return "[" + ", ".join(f"{v: .3f}" for v in values) + "]"  # signs aligned
 
 
+WIDE = 3  # more units than this: one gate per table, one vector per line (fits 100 columns)
+
+
+def gate_columns(gate_index: int, units: int) -> str:
+    """The columns of one gate in a (…, 4·units) weight: ``0:10`` for i of 10 units."""
+    return f"{gate_index * units}:{(gate_index + 1) * units}"
+
+
 def gate_table(matrix: np.ndarray, row_labels: list[str], units: int) -> list[str]:
-    """Rows of ``matrix`` (rows, 4·units) with its columns grouped as i | f | c | o."""
+    """Rows of ``matrix`` (rows, 4·units) with its columns grouped as i | f | c | o; for more
+    than WIDE units, one table per gate, headed by its columns."""
     width, decimals = (8, 4) if units == 1 else (7, 3)
     names = [g if units == 1 else f"{g}{k + 1}" for g in GATES for k in range(units)]
-    groups = [names[k * units:(k + 1) * units] for k in range(4)]
-    header = " |".join("".join(n.rjust(width) for n in group) for group in groups)
-    lines = [" " * 6 + header]
-    for label, row in zip(row_labels, matrix, strict=True):
-        cells = [row[k * units:(k + 1) * units] for k in range(4)]
-        lines.append(label.ljust(6) + " |".join("".join(f"{v:{width}.{decimals}f}" for v in c)
-                                                for c in cells))
+    per_table = 4 if units <= WIDE else 1
+    lines = []
+    for first in range(0, 4, per_table):
+        gates = range(first, first + per_table)
+        if per_table == 1:
+            lines.append(f"{list(GATES)[first]}: columns {gate_columns(first, units)}")
+        groups = [names[k * units:(k + 1) * units] for k in gates]
+        lines.append(" " * 6 + " |".join("".join(n.rjust(width) for n in group)
+                                         for group in groups))
+        for label, row in zip(row_labels, matrix, strict=True):
+            cells = [row[k * units:(k + 1) * units] for k in gates]
+            lines.append(label.ljust(6) + " |".join(
+                "".join(f"{v:{width}.{decimals}f}" for v in c) for c in cells))
     return lines
 
 
@@ -97,7 +114,9 @@ def by_hand(layer: nn.LSTM, x: np.ndarray, verbose_steps: int = 1) -> np.ndarray
         i, f, c_hat, o = sigmoid(z_i), sigmoid(z_f), np.tanh(z_c), sigmoid(z_o)
         c_new = f * c + i * c_hat
         h_new = o * np.tanh(c_new)
-        if t <= verbose_steps:
+        if t <= verbose_steps and u > WIDE:
+            print_wide_step(t, x_t, h, c, (z_x, z_h, bias, z), (i, f, c_hat, o), c_new, h_new)
+        elif t <= verbose_steps:
             print(f"\nStep t={t}: x_{t} = {vector(x_t)}, h_{t - 1} = {vector(h)}, "
                   f"c_{t - 1} = {vector(c)}")
             terms = [f"x_{t} @ kernel", f"h_{t - 1} @ recurrent_kernel", "bias", "z (the sum)"]
@@ -120,10 +139,33 @@ def by_hand(layer: nn.LSTM, x: np.ndarray, verbose_steps: int = 1) -> np.ndarray
         else:
             if t == verbose_steps + 1:
                 print(f"Steps {t}..{len(x)}: the same equations, carrying h and c forward:")
-            print(f"  t={t}: x_{t} = {vector(x_t)}  ->  c_{t} = {vector(c_new)}, "
+            joint = "\n        " if u > WIDE else ", "
+            print(f"  t={t}: x_{t} = {vector(x_t)}  ->{joint}c_{t} = {vector(c_new)}{joint}"
                   f"h_{t} = {vector(h_new)}")
         h, c = h_new, c_new
     return h
+
+
+def print_wide_step(t: int, x_t: np.ndarray, h: np.ndarray, c: np.ndarray, parts: tuple,
+                    gates: tuple, c_new: np.ndarray, h_new: np.ndarray) -> None:
+    """``by_hand``'s first step for many units: each gate's slice of z term by term, one
+    vector per line."""
+    u = len(h)
+    print(f"\nStep t={t}:\n  x_{t} = {vector(x_t)}\n  h_{t - 1} = {vector(h)}\n"
+          f"  c_{t - 1} = {vector(c)}")
+    for k, (gate, value) in enumerate(zip(GATES, gates, strict=True)):
+        columns = gate_columns(k, u)
+        terms = [f"x_{t} @ kernel[:, {columns}]", f"h_{t - 1} @ recurrent_kernel[:, {columns}]",
+                 f"bias[{columns}]", f"z_{gate}"]
+        width = max(map(len, terms))
+        print(f"  gate {gate}:")
+        for term, part in zip(terms, parts, strict=True):
+            print(f"    {term:<{width}} = {vector(part[k * u:(k + 1) * u])}")
+        function = "tanh" if gate == "c" else "sigmoid"
+        name = "c_hat" if gate == "c" else gate
+        print(f"    {f'{name} = {function}(z_{gate})':<{width}} = {vector(value)}")
+    print(f"  c_{t} = f * c_{t - 1} + i * c_hat = {vector(c_new)}")
+    print(f"  h_{t} = o * tanh(c_{t})         = {vector(h_new)}")
 
 
 def dissect(units: int, timesteps: int, features: int, stem: str, rng: np.random.Generator,
@@ -156,13 +198,31 @@ def dissect(units: int, timesteps: int, features: int, stem: str, rng: np.random
     return path
 
 
+def cases_asked(units: int | None, timesteps: int | None, features: int | None) -> list[tuple]:
+    """The default CASES, or the one size given (what is not given is taken from LSTM(3) on
+    (4, 2)), as (units, timesteps, features, file stem)."""
+    if units is None and timesteps is None and features is None:
+        return CASES
+    default_units, default_timesteps, default_features, _ = CASES[-1]
+    size = (default_units if units is None else units,
+            default_timesteps if timesteps is None else timesteps,
+            default_features if features is None else features)
+    for name, value in zip(("--units", "--timesteps", "--features"), size, strict=True):
+        if value < 1:
+            sys.exit(f"anatomy: {name} must be at least 1, got {value}")
+    return [(*size, "anatomy_lstm{}_{}x{}".format(*size))]
+
+
 def main() -> None:
-    args = common.parse_args(__doc__.splitlines()[0], epochs=0)
-    if args.epochs:
-        print("(anatomy trains nothing; --epochs is ignored)")
+    size_help = "{} of the one LSTM to dissect (default: LSTM(1) on (1, 1), then LSTM(3) on (4, 2))"
+    args = common.parse_args(__doc__.splitlines()[0], epochs=None,
+                             units=(int, None, size_help.format("units")),
+                             timesteps=(int, None, size_help.format("time steps of the input")),
+                             features=(int, None, size_help.format("features of the input")))
     nn.set_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    files = [dissect(*case, rng, args.out) for case in CASES]
+    files = [dissect(*case, rng, args.out)
+             for case in cases_asked(args.units, args.timesteps, args.features)]
     common.finish(files)
 
 

@@ -16,16 +16,18 @@ from contextlib import contextmanager
 PIP_NAMES = {"sklearn": "scikit-learn"}
 
 
-def parse_args(description: str, epochs: int, needs: tuple[str, ...] = (),
+def parse_args(description: str, epochs: int | None, needs: tuple[str, ...] = (),
                **extra: tuple[type, object, str]):
-    """``--epochs``, ``--seed``, ``--out``, plus options given as ``name=(type, default, help)``.
+    """``--epochs`` (not for a demo that trains nothing: ``epochs=None``), ``--seed``,
+    ``--out``, plus options given as ``name=(type, default, help)``.
 
     ``needs`` names optional packages the demo imports; they are checked right
     after parsing (``--help`` works without them), so a missing one stops the
     demo before any training rather than after it.
     """
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--epochs", type=int, default=epochs, help="training epochs")
+    if epochs is not None:
+        parser.add_argument("--epochs", type=int, default=epochs, help="training epochs")
     parser.add_argument("--seed", type=int, default=0, help="seed for data, weights, shuffling")
     parser.add_argument("--out", default="out", help="folder for plots and graphs")
     for name, (kind, default, text) in extra.items():

@@ -41,8 +41,8 @@ import numpy as np
 from .blas_threads import ThreadChoice
 from .context import state
 from .ops import unbroadcast
-from .speedups import new_gradient_sum
-from .tensor import Tensor, topological_order
+from .speedups import GradientSum
+from .tensor import PlainSum, Tensor, topological_order
 
 
 class Unreplayable(Exception):
@@ -361,7 +361,7 @@ class Program:
         """Tensor.backward's loop over a fixed order. A gradient that reaches its node from
         one place only waits in ``alone``; those that add up go through a gradient sum."""
         _, root, plan = entry
-        grads = new_gradient_sum()
+        grads = PlainSum() if state.plain_engine else GradientSum()  # as Tensor.backward
         alone: list = [None] * len(values)
         alone[root] = np.ones_like(values[root])
         for slot, parents, last, single in plan:
@@ -373,8 +373,8 @@ class Program:
                 continue
             if isinstance(parents, bool):  # a leaf: its .grad adds up as in Tensor.backward if
                 leaf = self._leaf(slot, leaves)  # it held one when traced (else: a reset unseen)
-                leaf.grad = (leaf.grad + g if parents and leaf.grad is not None
-                             else np.array(g, leaf.dtype))
+                leaf.grad = np.array(leaf.grad + g if parents and leaf.grad is not None
+                                     else g, leaf.dtype)
                 continue
             backward = backwards[slot]
             if last:  # what it captured goes as soon as it has run
@@ -385,7 +385,7 @@ class Program:
                         parent_grad = unbroadcast(parent_grad, shape)
                     if not one:
                         grads.add(parent, parent_grad)
-                    elif parent_grad.__class__ is np.ndarray:
+                    elif isinstance(parent_grad, np.ndarray | np.generic):
                         alone[parent] = parent_grad
                     else:  # a slice's or a weight product's gradient, on its own
                         alone[parent] = parent_grad.dense()

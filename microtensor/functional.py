@@ -11,42 +11,43 @@ from . import ops, shape_ops
 from .context import no_grad
 from .errors import ShapeError
 from .ops import reduced_axes
-from .tensor import Tensor, apply, as_tensor, as_tensors
+from .tensor import Tensor, TensorLike, apply, as_tensor, as_tensors
 from .tensor import matmul as matmul  # noqa: PLC0414 - re-exported: mt.matmul
 
 # -- the primitive ops, called as functions -------------------------------------------------
 
 
-def exp(x) -> Tensor:
+def exp(x: TensorLike) -> Tensor:
     return as_tensor(x).exp()
 
 
-def log(x) -> Tensor:
+def log(x: TensorLike) -> Tensor:
     return as_tensor(x).log()
 
 
-def sigmoid(x) -> Tensor:
+def sigmoid(x: TensorLike) -> Tensor:
     return as_tensor(x).sigmoid()
 
 
-def tanh(x) -> Tensor:
+def tanh(x: TensorLike) -> Tensor:
     return as_tensor(x).tanh()
 
 
-def relu(x) -> Tensor:
+def relu(x: TensorLike) -> Tensor:
     return as_tensor(x).relu()
 
 
-def clip(x, low=None, high=None) -> Tensor:
+def clip(x: TensorLike, low: TensorLike | None = None,
+         high: TensorLike | None = None) -> Tensor:
     return as_tensor(x).clip(low, high)
 
 
-def maximum(a, b) -> Tensor:
+def maximum(a: TensorLike, b: TensorLike) -> Tensor:
     """Elementwise max; where the two are equal each gets half the gradient (as torch)."""
     return apply(ops.maximum, a, b)
 
 
-def where(condition, a, b) -> Tensor:
+def where(condition: np.ndarray | Tensor, a: TensorLike, b: TensorLike) -> Tensor:
     """``a`` where ``condition`` holds, else ``b`` (condition is a plain boolean array)."""
     if isinstance(condition, Tensor):
         condition = condition.numpy()
@@ -111,8 +112,9 @@ def finite_max(x: np.ndarray, axes: tuple[int, ...]):
     return np.where(np.isfinite(shift), shift, 0).astype(x.dtype, copy=False), None
 
 
-def logsumexp(x: Tensor, axis: int | tuple[int, ...] = -1, keepdims: bool = False) -> Tensor:
+def logsumexp(x: TensorLike, axis: int | tuple[int, ...] = -1, keepdims: bool = False) -> Tensor:
     """log(sum(exp(x))) along ``axis``, shifted by the max so exp cannot overflow."""
+    x = as_tensor(x)
     axes = reduced_axes(axis, x.ndim, "logsumexp")
     shift = _max_of(x, axes)
     out = log(exp(x - shift).sum(axis=axes, keepdims=True)) + shift
@@ -120,12 +122,13 @@ def logsumexp(x: Tensor, axis: int | tuple[int, ...] = -1, keepdims: bool = Fals
                                                    if i not in axes))
 
 
-def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+def log_softmax(x: TensorLike, axis: int = -1) -> Tensor:
     """log(softmax(x)), numerically stable. Shape of ``x``."""
+    x = as_tensor(x)
     return x - logsumexp(x, axis=axis, keepdims=True)
 
 
-def softmax(x: Tensor, axis: int = -1) -> Tensor:
+def softmax(x: TensorLike, axis: int = -1) -> Tensor:
     """exp(x) / sum(exp(x)) along ``axis``, numerically stable. Shape of ``x``."""
     x = as_tensor(x)
     axes = reduced_axes(axis, x.ndim, "softmax")

@@ -2,7 +2,7 @@
 
 An op is a plain function of arrays. It returns ``(out, backward)``, where
 ``backward(g)`` takes g = d loss / d out and returns d loss / d input, one per
-input, as the textbook writes them. ``Tensor`` (tensor.py) runs an op on its
+input, as the textbook writes them. ``apply`` (tensor.py) runs an op on
 tensors' arrays and records the node; ``Tensor.backward`` calls the
 ``backward`` functions in reverse order and adds up what they return. Where
 broadcasting stretched an input, the engine sums the gradient back to the
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 
 import numpy as np
 
@@ -23,6 +24,8 @@ from .errors import ShapeError
 from .speedups import Product
 
 Axis = int | tuple[int, ...] | None
+Backward = Callable[[np.ndarray], tuple]  # g -> the gradient of each input
+Result = tuple[np.ndarray, Backward]  # what an op returns: (out, backward)
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -40,57 +43,57 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 # -- elementwise arithmetic ----------------------------------------------------------
 
-def add(x, y):
+def add(x: np.ndarray, y: np.ndarray) -> Result:
     return x + y, lambda g: (g, g)
 
 
-def sub(x, y):
+def sub(x: np.ndarray, y: np.ndarray) -> Result:
     return x - y, lambda g: (g, -g)
 
 
-def mul(x, y):
+def mul(x: np.ndarray, y: np.ndarray) -> Result:
     return x * y, lambda g: (g * y, g * x)
 
 
-def div(x, y):
+def div(x: np.ndarray, y: np.ndarray) -> Result:
     out = x / y
     return out, lambda g: (g / y, -g * out / y)
 
 
-def neg(x):
+def neg(x: np.ndarray) -> Result:
     return -x, lambda g: (-g,)
 
 
-def power(x, exponent: float):
+def power(x: np.ndarray, exponent: float) -> Result:
     """x ** p for a number p: d/dx = p * x ** (p - 1)."""
-    def backward(g):
+    def backward(g: np.ndarray) -> Result:
         if exponent == 0:  # x ** 0 is 1 everywhere, also at 0 (where 0 * 0 ** -1 is NaN)
             return (np.zeros_like(g),)
         return (g * exponent * x ** (exponent - 1),)
     return x ** exponent, backward
 
 
-def astype(x, dtype):
+def astype(x: np.ndarray, dtype: np.dtype) -> Result:
     """x's values in another dtype; the gradient goes back in x's own dtype."""
     source = x.dtype
     return x.astype(dtype), lambda g: (g.astype(source),)
 
 
-def maximum(x, y):
+def maximum(x: np.ndarray, y: np.ndarray) -> Result:
     """Elementwise max; where the two are equal each gets half the gradient (as torch)."""
     share_x = ((x > y) + 0.5 * (x == y)).astype(np.result_type(x, y))
     return np.maximum(x, y), lambda g: (g * share_x, g * (1 - share_x))
 
 
-def where(x, y, condition: np.ndarray):
+def where(x: np.ndarray, y: np.ndarray, condition: np.ndarray) -> Result:
     """x where ``condition`` holds, else y (condition is a constant boolean array)."""
-    def backward(g):
+    def backward(g: np.ndarray) -> Result:
         zero = np.zeros((), g.dtype)
         return np.where(condition, g, zero), np.where(condition, zero, g)
     return np.where(condition, x, y), backward
 
 
-def clip(x, low, high):
+def clip(x: np.ndarray, low: np.ndarray, high: np.ndarray) -> Result:
     """Clamp into [low, high]; the gradient passes where x was inside (as torch)."""
     inside = (x >= low) & (x <= high)
     return np.clip(x, low, high), lambda g: (g * inside,)
@@ -98,21 +101,21 @@ def clip(x, low, high):
 
 # -- nonlinearities -------------------------------------------------------------------
 
-def exp(x):
+def exp(x: np.ndarray) -> Result:
     with np.errstate(over="ignore"):  # exp(1000) is inf, silently, as in torch
         out = np.exp(x)
     return out, lambda g: (g * out,)
 
 
-def log(x):
-    def backward(g):
+def log(x: np.ndarray) -> Result:
+    def backward(g: np.ndarray) -> Result:
         with np.errstate(divide="ignore"):  # 1 / 0 is inf, silently, as in torch
             return (g / x,)
     with np.errstate(divide="ignore", invalid="ignore"):  # log(0) = -inf, log(-1) = nan
         return np.log(x), backward
 
 
-def sigmoid(x):
+def sigmoid(x: np.ndarray) -> Result:
     """s = 1 / (1 + exp(-x)); ds/dx = s * (1 - s)."""
     if x.dtype == np.float16:  # float16's exp overflows already at 11: compute in float32
         s = (1 / (1 + exp_capped(-x.astype(np.float32)))).astype(np.float16)
@@ -121,7 +124,7 @@ def sigmoid(x):
     return s, lambda g: (g * s * (1 - s),)
 
 
-def exp_capped(x):
+def exp_capped(x: np.ndarray) -> np.ndarray:
     """exp(x), with x capped just below overflow: sigmoid(-1000) is 0 without a warning."""
     return np.exp(np.minimum(x, _EXP_CAP.get(x.dtype, np.inf)))
 
@@ -129,34 +132,41 @@ def exp_capped(x):
 _EXP_CAP = {np.dtype(np.float32): np.float32(88.7), np.dtype(np.float64): 709.7}
 
 
-def tanh(x):
+def tanh(x: np.ndarray) -> Result:
     """t = tanh(x); dt/dx = 1 - t ** 2."""
     t = np.tanh(x)
     return t, lambda g: (g * (1 - t * t),)
 
 
-def relu(x):
+def relu(x: np.ndarray) -> Result:
     out = np.maximum(x, 0)
     return out, lambda g: (g * (out > 0),)
 
 
 # -- matrix product -------------------------------------------------------------------
 
-def matmul(a, b):
+def matmul(a: np.ndarray, b: np.ndarray) -> Result:
     """a @ b with numpy's rules. Gradients: d/da = g @ b.T, d/db = a.T @ g."""
-    def backward(g):
-        x, w = a, b
-        if w.ndim == 1:  # numpy promoted a vector to a matrix: do the same to its gradient
-            w, g = w[:, None], g[..., None]
-        if x.ndim == 1:
-            x, g = x[None, :], np.expand_dims(g, -2)
-        grad_a = rows_matmul(g, w.swapaxes(-1, -2))
-        if b.ndim == 1:
-            return grad_a, (x.swapaxes(-1, -2) @ g)[..., 0]
-        if b.ndim == 2:  # one weight for every row of a: a.T @ g over all rows at once
-            return grad_a, Product(as_rows(x), as_rows(g))  # = x.T @ g (see speedups.py)
-        return grad_a, x.swapaxes(-1, -2) @ g
+    def backward(g: np.ndarray) -> Result:
+        if a.ndim == 1 or b.ndim == 1:
+            return _vector_matmul_gradients(a, b, g)
+        grad_a = rows_matmul(g, b.swapaxes(-1, -2))  # g @ b.T
+        if b.ndim == 2:  # one weight for every row of a: a.T @ g over all rows, multiplied
+            return grad_a, Product(as_rows(a), as_rows(g))  # later with others (speedups.py)
+        return grad_a, a.swapaxes(-1, -2) @ g  # a.T @ g, batch axes unbroadcast by the engine
     return rows_matmul(a, b), backward
+
+
+def _vector_matmul_gradients(a: np.ndarray, b: np.ndarray, g: np.ndarray) -> tuple:
+    """matmul's gradients when numpy promoted a vector to a matrix: the same formulas on the
+    promoted operands, then the added axis taken away again."""
+    x = a[None, :] if a.ndim == 1 else a
+    w = b[:, None] if b.ndim == 1 else b
+    g = g[..., None] if b.ndim == 1 else g
+    g = np.expand_dims(g, -2) if a.ndim == 1 else g
+    grad_a, grad_b = g @ w.swapaxes(-1, -2), x.swapaxes(-1, -2) @ g
+    return (grad_a[..., 0, :] if a.ndim == 1 else grad_a,
+            grad_b[..., 0] if b.ndim == 1 else grad_b)
 
 
 def as_rows(x: np.ndarray) -> np.ndarray:
@@ -193,24 +203,24 @@ def _spread(g, axes: tuple[int, ...], keepdims: bool, shape: tuple[int, ...]):
     return np.broadcast_to(g if keepdims else np.expand_dims(g, axes), shape)
 
 
-def sum(x, axes: tuple[int, ...], keepdims: bool = False):  # noqa: A001
+def sum(x: np.ndarray, axes: tuple[int, ...], keepdims: bool = False) -> Result:  # noqa: A001
     shape = x.shape  # (a backward keeps only what its formula reads, not all of x)
     out = np.asarray(np.sum(x, axis=axes, keepdims=keepdims))
     return out, lambda g: (_spread(g, axes, keepdims, shape),)
 
 
-def mean(x, axes: tuple[int, ...], keepdims: bool = False):
+def mean(x: np.ndarray, axes: tuple[int, ...], keepdims: bool = False) -> Result:
     """The average over ``axes``: each element gets 1/n of the gradient."""
     shape, count = x.shape, math.prod(x.shape[ax] for ax in axes)
     out = np.asarray(np.mean(x, axis=axes, keepdims=keepdims))
     return out, lambda g: (_spread(g / count, axes, keepdims, shape),)
 
 
-def max(x, axes: tuple[int, ...], keepdims: bool = False):  # noqa: A001
+def max(x: np.ndarray, axes: tuple[int, ...], keepdims: bool = False) -> Result:  # noqa: A001
     """Largest element(s); ties share the gradient evenly (as torch.amax)."""
     kept = np.max(x, axis=axes, keepdims=True)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Result:
         winners = x == kept
         share = (winners / winners.sum(axis=axes, keepdims=True)).astype(g.dtype)
         return (share * (g if keepdims else np.expand_dims(g, axes)),)

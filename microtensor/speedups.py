@@ -3,11 +3,12 @@
     grad = g if grad is None else grad + g      # how backward adds up gradients
     (and every tensor keeps its value)           # what a forward pass keeps
 
-``with mt.plain_engine():`` switches all of it off; the tests check that both ways
-give the same gradients. What each piece buys is measured in benchmarks/README.md.
+``with mt.plain_engine():`` switches all of it off (a ``Scatter`` or ``Product`` then
+becomes its plain array at once, ``dense()``); the tests check that both ways give the
+same gradients. What each piece buys is measured in benchmarks/README.md.
 
-**Adding up gradients.** ``PlainSum`` is the first line above. ``GradientSum`` gives
-the same sums with less memory traffic:
+**Adding up gradients.** ``tensor.PlainSum`` is the first line above. ``GradientSum``
+gives the same sums with less memory traffic:
 
 * Slices. The gradient of ``x[index]`` is a ``Scatter``: "g, at ``index`` of zeros
   shaped like x". Made dense one by one, the T slices ``x[t]`` of a time loop would
@@ -90,28 +91,13 @@ ROWS_WORTH_A_GEMM = 128
 PRODUCTS_PER_GEMM = 10
 
 
-class PlainSum:
-    """d loss / d node for the nodes of one backward pass: ``grad + g``, nothing else."""
+class GradientSum:
+    """``grads.add(node, g)`` and ``grads.pop(node)`` as ``tensor.PlainSum`` does them, with
+    less memory traffic: slices of one node go into one buffer, a sum made here is added to
+    in place, and a weight's products are multiplied a few at a time."""
 
     def __init__(self) -> None:
         self.grads: dict = {}
-
-    def add(self, node, g) -> None:
-        if isinstance(g, Scatter | Product):
-            g = g.dense()
-        grad = self.grads.get(node)
-        self.grads[node] = g if grad is None else grad + g
-
-    def pop(self, node) -> np.ndarray | None:
-        return self.grads.pop(node, None)
-
-
-class GradientSum(PlainSum):
-    """The same sums; slices of one node go into one buffer, a sum made here is added to in
-    place, and a weight's products are multiplied a few at a time."""
-
-    def __init__(self) -> None:
-        super().__init__()
         self.owned: set = set()  # the nodes whose array was made here
         self.products: dict = {}  # node -> the Products not multiplied yet
 
@@ -125,18 +111,24 @@ class GradientSum(PlainSum):
                 return
             g = g.dense()
         grad = self.grads.get(node)
-        scatter = g.__class__ is Scatter
-        if grad is None and not scatter:
-            self.grads[node] = g  # not ours to change: someone else may hold it too
-            return
-        if node not in self.owned:
-            grad = np.zeros(g.shape, g.values.dtype) if grad is None else grad.copy()
-            self.grads[node] = grad
-            self.owned.add(node)
-        if scatter:
+        if g.__class__ is Scatter:
+            if grad is None:
+                self.grads[node] = g.dense()
+                self.owned.add(node)
+                return
+            grad = self._own(node, grad)
             g.add_into(grad)
+        elif grad is None:
+            self.grads[node] = g  # not ours to change: someone else may hold it too
         else:
-            grad += g
+            self._own(node, grad)[...] += g
+
+    def _own(self, node, grad: np.ndarray) -> np.ndarray:
+        """The node's sum as an array made here (a copy, the first time), to add into."""
+        if node not in self.owned:
+            grad = self.grads[node] = np.array(grad)  # (np.array: numpy scalars too)
+            self.owned.add(node)
+        return grad
 
     def pop(self, node) -> np.ndarray | None:
         """The node's whole gradient: everything reaches a node before backward visits it."""
@@ -147,12 +139,7 @@ class GradientSum(PlainSum):
     def _multiply(self, node) -> None:
         waiting = self.products.pop(node)
         xs, gs = [p.x for p in waiting], [p.g for p in waiting]
-        self.add(node, np.concatenate(xs).T @ np.concatenate(gs) if len(waiting) > 1
-                 else waiting[0].dense())
-
-
-def new_gradient_sum() -> PlainSum:
-    return PlainSum() if state.plain_engine else GradientSum()
+        self.add(node, np.concatenate(xs).T @ np.concatenate(gs))
 
 
 # -- dropping values -----------------------------------------------------------------------

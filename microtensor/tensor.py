@@ -20,9 +20,10 @@ from . import ops, shape_ops
 from .context import process, state
 from .errors import FreedValueError, ShapeError
 from .ops import Axis, reduced_axes, unbroadcast
-from .speedups import freed_message, is_freed, new_gradient_sum, note_made
+from .speedups import GradientSum, freed_message, is_freed, note_made
 
 Backward = Callable[[np.ndarray], tuple]
+TensorLike = "Tensor | np.ndarray | float"  # what ops take: numbers and arrays become constants
 
 
 class Tensor:
@@ -39,7 +40,8 @@ class Tensor:
     # numpy hands `ndarray * Tensor` to Tensor.__rmul__ instead of looping over our elements.
     __array_ufunc__ = None
 
-    def __init__(self, data, requires_grad: bool = False, dtype=None, name: str | None = None):
+    def __init__(self, data: object, requires_grad: bool = False, dtype: object = None,
+                 name: str | None = None):
         if data is None:
             raise TypeError("Tensor: got None; expected numbers, a (nested) list or an array")
         if isinstance(data, Tensor):
@@ -76,7 +78,7 @@ class Tensor:
         """The result of an op. The graph is recorded only if some parent needs a gradient."""
         out = Tensor.__new__(Tensor)
         data = data if type(data) is np.ndarray else np.asarray(data)  # numpy gives 0-D scalars
-        if state.grad_enabled:
+        if state.grad_enabled and data.dtype.kind == "f":  # (no gradient through integers)
             for parent in parents:
                 if parent.requires_grad:
                     out._set(data, op, parents, backward, True, None)
@@ -87,7 +89,8 @@ class Tensor:
         return out
 
     # -- the algorithm --------------------------------------------------------------------
-    def backward(self, grad=None, retain_grads: bool = False) -> None:
+    def backward(self, grad: np.ndarray | Tensor | None = None,
+                 retain_grads: bool = False) -> None:
         """d(self)/d(x) for every tensor x that self was computed from and that requires grad.
 
         ``grad`` is d loss / d self; it may be omitted only for a single-element
@@ -97,18 +100,18 @@ class Tensor:
         """
         if state.tracer is not None:  # inside mt.compile's first call (compile.py)
             state.tracer.backward(self, grad, retain_grads)
-        grads = new_gradient_sum()
+        grads = PlainSum() if state.plain_engine else GradientSum()  # (speedups.py)
         grads.add(self, self._seed_gradient(grad))
         for node in reversed(topological_order(self)):
             g = grads.pop(node)
             if g is None:
                 continue
             if node._backward is None or node._retain_grad or retain_grads:
-                node.grad = np.array(g, node.dtype) if node.grad is None else node.grad + g
+                node.grad = np.array(g if node.grad is None else node.grad + g, node.dtype)
             if node._backward is not None:
                 for parent, parent_grad in zip(node.parents, node._backward(g), strict=True):
                     if parent.requires_grad:
-                        if parent_grad.shape != parent.data.shape:  # broadcasting stretched it
+                        if parent_grad.shape != parent.data.shape:  # (a quick unbroadcast check)
                             parent_grad = unbroadcast(parent_grad, parent.data.shape)
                         grads.add(parent, parent_grad)
 
@@ -234,39 +237,39 @@ class Tensor:
     def __iter__(self):
         """``x[0], x[1], ...``: each one a graph node, as in torch."""
         if self.ndim == 0:
-            raise TypeError("iteration over a 0-d tensor")
+            raise TypeError("iter(x): iteration over a 0-d tensor")
         self._value("iter(x): x")
         return (self[i] for i in range(len(self)))
 
     # -- operators: each one is an op of ops.py or shape_ops.py ---------------------------
-    def __add__(self, other) -> Tensor:
+    def __add__(self, other: TensorLike) -> Tensor:
         return apply(ops.add, self, other)
 
-    def __radd__(self, other) -> Tensor:
+    def __radd__(self, other: TensorLike) -> Tensor:
         return apply(ops.add, other, self)
 
-    def __sub__(self, other) -> Tensor:
+    def __sub__(self, other: TensorLike) -> Tensor:
         return apply(ops.sub, self, other)
 
-    def __rsub__(self, other) -> Tensor:
+    def __rsub__(self, other: TensorLike) -> Tensor:
         return apply(ops.sub, other, self)
 
-    def __mul__(self, other) -> Tensor:
+    def __mul__(self, other: TensorLike) -> Tensor:
         return apply(ops.mul, self, other)
 
-    def __rmul__(self, other) -> Tensor:
+    def __rmul__(self, other: TensorLike) -> Tensor:
         return apply(ops.mul, other, self)
 
-    def __truediv__(self, other) -> Tensor:
+    def __truediv__(self, other: TensorLike) -> Tensor:
         return apply(ops.div, self, other)
 
-    def __rtruediv__(self, other) -> Tensor:
+    def __rtruediv__(self, other: TensorLike) -> Tensor:
         return apply(ops.div, other, self)
 
-    def __matmul__(self, other) -> Tensor:
+    def __matmul__(self, other: TensorLike) -> Tensor:
         return matmul(self, other)
 
-    def __rmatmul__(self, other) -> Tensor:
+    def __rmatmul__(self, other: TensorLike) -> Tensor:
         return matmul(other, self)
 
     def __neg__(self) -> Tensor:
@@ -280,7 +283,7 @@ class Tensor:
             exponent = exponent.item()
         return apply(ops.power, self, exponent=exponent)
 
-    def __getitem__(self, index) -> Tensor:
+    def __getitem__(self, index: object) -> Tensor:
         return apply(shape_ops.getitem, self, index=checked_index(index))
 
     # Comparisons give plain boolean arrays: they have no gradient.
@@ -335,7 +338,7 @@ class Tensor:
     def relu(self) -> Tensor:
         return apply(ops.relu, self)
 
-    def clip(self, low=None, high=None) -> Tensor:
+    def clip(self, low: TensorLike | None = None, high: TensorLike | None = None) -> Tensor:
         """Clamp into [low, high]; a bound may be None (none on that side) or broadcast."""
         low, high = (np.asarray(bound.numpy() if isinstance(bound, Tensor) else bound,
                                 self.dtype if self.dtype.kind == "f" else None)
@@ -348,7 +351,7 @@ class Tensor:
                              f"broadcast with the tensor's shape {self.shape}") from None
         return apply(ops.clip, self, low=low, high=high)
 
-    def astype(self, dtype) -> Tensor:
+    def astype(self, dtype: np.dtype | type) -> Tensor:
         return apply(ops.astype, self, dtype=np.dtype(dtype))
 
     def reshape(self, *shape: int | tuple[int, ...]) -> Tensor:
@@ -445,7 +448,7 @@ def floating(op: str, x: Tensor) -> Tensor:
     return x
 
 
-def matmul(a, b) -> Tensor:
+def matmul(a: TensorLike, b: TensorLike) -> Tensor:
     """``a @ b`` with numpy's rules (1-D operands are promoted, batch axes broadcast)."""
     a, b = as_tensors("matmul", (a, b))
     if a.ndim == 0 or b.ndim == 0:
@@ -488,7 +491,27 @@ def _values_of(other) -> np.ndarray:
     return other._value("x op y: y") if isinstance(other, Tensor) else other
 
 
-# -- the order of backward ----------------------------------------------------------------
+# -- adding up gradients, and the order of backward ----------------------------------------
+
+class PlainSum:
+    """d loss / d node for the nodes of one backward pass, added up as they arrive:
+    ``grad = g if grad is None else grad + g``. (speedups.GradientSum does the same sums
+    with less memory traffic; ``mt.plain_engine()`` picks this one.)"""
+
+    def __init__(self) -> None:
+        self.grads: dict[Tensor, np.ndarray] = {}
+
+    def add(self, node: Tensor, g) -> None:
+        if not isinstance(g, np.ndarray | np.generic):  # a Scatter or Product (speedups.py)
+            g = g.dense()
+        grad = self.grads.get(node)
+        self.grads[node] = g if grad is None else grad + g
+
+    def pop(self, node: Tensor) -> np.ndarray | None:
+        return self.grads.pop(node, None)
+
+
+
 
 def topological_order(root: Tensor) -> list[Tensor]:
     """Every tensor that ``root`` depends on and that requires grad, parents first.

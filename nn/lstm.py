@@ -22,7 +22,22 @@ class LSTM(GatedRecurrent):
     ``return_sequences=True``, else (batch, units): the last step's h. With
     ``return_state=True`` the call returns ``[output, h, c]``;
     ``initial_state=[h0, c0]`` starts from given states.
-    Parameters: 4 × units × (features + units + 1).
+
+    One step, from h and c of the previous step (zeros at t = 1)::
+
+        z = x_t @ kernel + h @ recurrent_kernel + bias   # (batch, 4·units)
+        i = sigmoid(z_i)          # input gate: how much of the candidate to write
+        f = sigmoid(z_f)          # forget gate: how much of the old cell to keep
+        c_hat = tanh(z_c)         # candidate values
+        o = sigmoid(z_o)          # output gate: how much of the cell to show
+        c = f * c + i * c_hat
+        h = o * tanh(c)
+
+    where z_i, z_f, z_c, z_o are the four column blocks of z, in that order
+    (Keras's layout): kernel (features, 4·units), recurrent_kernel (units,
+    4·units), bias (4·units,). The forget block of the bias starts at 1
+    (``unit_forget_bias``). Parameters: 4 × units × (features + units + 1),
+    the same at every time step (the count does not depend on timesteps).
     """
 
     state_names = ("h", "c")

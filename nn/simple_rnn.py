@@ -33,6 +33,12 @@ class SimpleRNN(Recurrent):
     ``return_sequences=True``, else (batch, units): the last step's h. With
     ``return_state=True`` the call returns ``[output, h]``;
     ``initial_state=[h0]`` starts from a given state.
+
+    One step, from h of the previous step (zeros at t = 1)::
+
+        h = tanh(x_t @ kernel + h @ recurrent_kernel + bias)
+
+    kernel (features, units), recurrent_kernel (units, units), bias (units,).
     Parameters: units × (features + units + 1).
 
     Same numbers as ``torch.nn.RNN(features, units, batch_first=True)``

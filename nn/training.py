@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 
 import numpy as np
-from tqdm.auto import tqdm
 
 import microtensor as mt
 
@@ -191,6 +190,13 @@ class Trainable:
                      after_step: Callable[[], None] | None = None) -> dict[str, float]:
         batches = range(0, len(y), batch_size)
         logs = RunningMeans()
+        # tqdm.auto (a widget in Jupyter) only when a bar is drawn: without ipywidgets it warns
+        # on import, which a notebook that imports nn or calls fit(verbose=0) should not print.
+        if verbose == 1:
+            from tqdm.auto import tqdm
+        else:
+            from tqdm import tqdm
+
         bar = tqdm(total=len(batches), desc=f"Epoch {epoch + 1}/{epochs}", unit="batch",
                    disable=verbose != 1, leave=False, file=sys.stdout, dynamic_ncols=True,
                    mininterval=0.5)  # fewer frames when stdout is a log file

@@ -84,3 +84,19 @@ def _fresh_state():
     mt.context.state.grad_enabled = True
     mt.context.state.scope = None
     mt.context.state.step = None
+
+
+@pytest.fixture
+def nbformat():
+    """nbformat (the notebooks extra); skips locally, fails under CI, if missing."""
+    return _import_or_need("nbformat")
+
+
+@pytest.fixture
+def notebook_kernel():
+    """nbclient and a Jupyter kernel named python3 to run notebooks on; skips locally, fails
+    under CI, if missing."""
+    _import_or_need("nbclient")
+    kernelspec = _import_or_need("jupyter_client.kernelspec")
+    _need("python3" in kernelspec.find_kernel_specs(),
+          "a Jupyter kernel named python3 (python -m ipykernel install --user)")

@@ -423,3 +423,17 @@ def test_random_expression_graphs_match_torch(torch, data, seed):
         expected = ref.grad.numpy() if ref.grad is not None else np.zeros(ref.shape)
         got = mine.grad if mine.grad is not None else np.zeros(mine.shape)
         np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-10, err_msg=f"leaf {i}")
+
+
+def test_a_zero_dim_tensor_used_twice_gets_both_gradients(torch):
+    """L = a * tanh(a), a = x * w with 0-d x and w: a's gradient is the sum of two parts."""
+    x = mt.Tensor(0.5, requires_grad=True, dtype=np.float64)
+    w = mt.Tensor(-1.5, requires_grad=True, dtype=np.float64)
+    a = x * w
+    (a * mt.tanh(a)).backward()
+    tx = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
+    tw = torch.tensor(-1.5, dtype=torch.float64, requires_grad=True)
+    ta = tx * tw
+    (ta * torch.tanh(ta)).backward()
+    assert x.grad == pytest.approx(tx.grad.item(), abs=1e-12)
+    assert w.grad == pytest.approx(tw.grad.item(), abs=1e-12)

@@ -79,3 +79,36 @@ def test_scope_is_per_thread():
         thread.start()
         thread.join()
     assert seen["scope"] is None
+
+
+@pytest.mark.parametrize("plain", [False, True])
+def test_a_single_number_used_several_times_gets_every_contribution(plain, torch):
+    """0-d gradients arrive as numpy scalars; each one must be added (found by review)."""
+    import contextlib
+    values = np.random.default_rng(0).standard_normal(5)
+    x = mt.Tensor(values, requires_grad=True, dtype=np.float64)
+    s = mt.Tensor(3.0, requires_grad=True, dtype=np.float64)
+    with mt.plain_engine() if plain else contextlib.nullcontext():
+        m = x.mean()
+        v = ((x - m) ** 2).mean()
+        (((x - m) / (v + 1)) ** 3).sum().backward()
+        (s * s * s).backward()
+    t = torch.tensor(values, requires_grad=True)
+    tm = t.mean()
+    (((t - tm) / (((t - tm) ** 2).mean() + 1)) ** 3).sum().backward()
+    np.testing.assert_allclose(x.grad, t.grad.numpy(), rtol=1e-12)
+    assert s.grad == pytest.approx(27.0)
+
+
+def test_no_gradient_flows_through_a_cast_to_integers():
+    x = mt.Tensor([1.5, 2.5], requires_grad=True)
+    assert not x.astype(np.int64).requires_grad  # as torch's .long()
+    assert x.astype(np.float64).requires_grad
+
+
+def test_log_softmax_and_logsumexp_take_arrays_like_softmax():
+    logits = np.array([[1.0, 2.0, 3.0]])
+    expected = logits - np.log(np.exp(logits).sum())
+    np.testing.assert_allclose(mt.log_softmax(logits).numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(mt.logsumexp(logits).numpy(), [np.log(np.exp(logits).sum())],
+                               rtol=1e-6)

@@ -153,3 +153,21 @@ def test_a_missing_optional_package_gets_a_friendly_message(tmp_path, demo, bloc
     assert f"needs the optional package '{package}'" in result.stderr
     assert 'pip install -e ".[demos]"' in result.stderr
     assert "Epoch" not in result.stdout  # stopped before training, not after
+
+
+def test_anatomy_dissects_any_size_the_seeds_lstm10_on_13x5(tmp_path, dot_binary):
+    stdout = succeeded(run_demo("anatomy", "--units", "10", "--timesteps", "13",
+                                "--features", "5", "--out", str(tmp_path)))
+    assert "Total params: 640" in stdout  # the published count for LSTM(10) on (13, 5)
+    assert "4 gates × 10 units × (5 inputs + 10 recurrent + 1 bias) = 640" in stdout
+    assert "x_1 @ kernel[:, 10:20]" in stdout and "bias[30:40]" in stdout  # f and o slices
+    assert "h_13 =" in stdout and stdout.count("the same numbers") == 1
+    assert max(len(line) for line in stdout.splitlines()) < 160  # not the 300-column tables
+    assert (tmp_path / "anatomy_lstm10_13x5.svg").exists()
+
+
+def test_anatomy_offers_no_option_that_does_nothing(tmp_path):
+    result = run_demo("anatomy", "--epochs", "3", "--out", str(tmp_path))
+    assert result.returncode == 2 and "unrecognized arguments: --epochs" in result.stderr
+    usage = succeeded(run_demo("anatomy", "--help"))
+    assert "--epochs" not in usage and "--units" in usage and "--timesteps" in usage

@@ -364,3 +364,17 @@ def test_every_step_is_tagged_with_its_layer_and_step(layer, scope, names):
         if node.name in names and node.scope == scope:
             tagged.setdefault(node.name, set()).add(node.step)
     assert tagged == {name: {1, 2, 3} for name in names}
+
+
+@pytest.mark.parametrize("layer, equations", [
+    (nn.LSTM, ["i = sigmoid(z_i)", "f = sigmoid(z_f)", "c_hat = tanh(z_c)", "o = sigmoid(z_o)",
+               "c = f * c + i * c_hat", "h = o * tanh(c)"]),
+    (nn.GRU, ["z = sigmoid(", "r = sigmoid(", "h_hat = tanh(", "h = z * h + (1 - z) * h_hat"]),
+    (nn.SimpleRNN, ["h = tanh(x_t @ kernel + h @ recurrent_kernel + bias)"]),
+])
+def test_help_shows_the_cell_equations(layer, equations):
+    import pydoc
+
+    text = pydoc.render_doc(layer, renderer=pydoc.plaintext)
+    missing = [equation for equation in equations if equation not in text]
+    assert not missing, f"help({layer.__name__}) lacks {missing}"
