@@ -511,28 +511,29 @@ class Compiled:
         self._last: Program | None = None
         functools.update_wrapper(self, fn)
 
-    def __call__(self, *args: Any) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if state.tracer is not None:  # inside another compiled step's trace: be part of it
-            return self.fn(*args)
+            return self.fn(*args, **kwargs)
+        call = (args, kwargs)  # every array in it, in order, is an input of the program
         try:
-            key = (_signature(args), state.grad_enabled)
+            key = (_signature(call), state.grad_enabled)
         except TypeError:  # an unhashable argument: no signature to key a program by
-            return self.fn(*args)
+            return self.fn(*args, **kwargs)
         program = self.programs.get(key)
         if isinstance(program, Program) and program.confirmed and (
-                program.verified or program.same_arguments(args)):
+                program.verified or program.same_arguments(call)):
             self.replays += 1
-            return program.threads.run(lambda: program.run(args))
-        if program == _EAGER:
-            return self.fn(*args)
-        return self._trace(key, program, args)
+            return program.threads.run(lambda: program.run(call))
+        if program is _EAGER:
+            return self.fn(*args, **kwargs)
+        return self._trace(key, program, call)
 
-    def _trace(self, key, first: Program | None, args: tuple) -> Any:
+    def _trace(self, key, first: Program | None, call: tuple) -> Any:
         self.traces += 1
-        tracer = Tracer(args)
+        tracer = Tracer(call)
         previous, state.tracer = state.tracer, tracer
         try:
-            result = self.fn(*args)
+            result = self.fn(*call[0], **call[1])
         finally:
             state.tracer = previous
         try:
@@ -550,7 +551,7 @@ class Compiled:
         if difference is None:
             program.confirmed = True
             program.threads = ThreadChoice()  # BLAS threads: measured per program
-            program.verified = not first.same_arguments(args)
+            program.verified = not first.same_arguments(call)
             self.programs[key] = program
         else:
             self._run_eagerly(key, difference)

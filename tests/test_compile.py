@@ -234,3 +234,14 @@ def test_a_step_traced_with_dropout_off_is_not_replayed_with_it_on():
         np.testing.assert_array_equal(model.predict(x), x)
     with nn.module.running_mode(training=True), mt.no_grad():  # only the mode differs
         assert (model._step("predict", model._forward)(x, model._modes()).numpy() == 0).any()
+
+
+def test_keyword_arguments_are_inputs_too():
+    def scaled(x, scale=None):
+        return mt.Tensor(x) * mt.Tensor(scale)
+
+    compiled = mt.compile(scaled)
+    for k in range(4):
+        x, scale = np.full(3, k + 1.0), np.full(3, 2.0 + k)
+        np.testing.assert_array_equal(compiled(x, scale=scale).numpy(), x * scale)
+    assert compiled.replays == 2
