@@ -260,6 +260,9 @@ class Program:
         self.confirmed = self.verified = False
         self.inputs = [(slot, source) for slot, source in enumerate(self.sources)
                        if source[0] != "op"]  # what each call fills in before the ops run
+        self.needs_grad = [(tensor, tensor.requires_grad) for tensor, source
+                           in zip(self.tensors, self.sources, strict=True)
+                           if source[0] in ("param", "constant")]
         self._plan_memory()
 
     def _output_of(self, value: Any, tracer: Tracer) -> Any:
@@ -318,6 +321,10 @@ class Program:
         if not _same(self.output, other.output):
             return "the step returned different Python values"
         return None
+
+    def still_holds(self) -> bool:
+        """Does every leaf still need a gradient exactly when it did when traced?"""
+        return all(tensor.requires_grad == needed for tensor, needed in self.needs_grad)
 
     def same_arguments(self, args: tuple) -> bool:
         return all(np.array_equal(_array(a), b) for a, b in zip(_leaves(args), self.args,
@@ -520,7 +527,9 @@ class Compiled:
         except TypeError:  # an unhashable argument: no signature to key a program by
             return self.fn(*args, **kwargs)
         program = self.programs.get(key)
-        if isinstance(program, Program) and program.confirmed and (
+        if isinstance(program, Program) and not program.still_holds():
+            program = None  # a parameter was frozen or unfrozen since: trace afresh
+        elif isinstance(program, Program) and program.confirmed and (
                 program.verified or program.same_arguments(call)):
             self.replays += 1
             return program.threads.run(lambda: program.run(call))

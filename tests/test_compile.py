@@ -245,3 +245,21 @@ def test_keyword_arguments_are_inputs_too():
         x, scale = np.full(3, k + 1.0), np.full(3, 2.0 + k)
         np.testing.assert_array_equal(compiled(x, scale=scale).numpy(), x * scale)
     assert compiled.replays == 2
+
+
+def test_freezing_a_parameter_after_tracing_traces_again():
+    w = mt.Tensor(np.ones((3, 2)), requires_grad=True, dtype=np.float64)
+    b = mt.Tensor(np.ones(2), requires_grad=True, dtype=np.float64)
+
+    def step(x):
+        w.grad = b.grad = None
+        loss = (mt.Tensor(x, dtype=np.float64) @ w + b).sum()
+        loss.backward()
+        return loss
+
+    compiled = mt.compile(step)
+    for k in range(3):
+        compiled(np.full((4, 3), k + 1.0))
+    b.requires_grad = False
+    compiled(np.full((4, 3), 5.0))
+    assert b.grad is None and w.grad is not None  # as eager: a frozen bias gets no gradient
