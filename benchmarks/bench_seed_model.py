@@ -293,15 +293,17 @@ def measure(models: dict, batch_sizes: list[int], rounds: int,
     return samples
 
 
-def _spin() -> None:
-    while True:
-        pass
+def _spin(parent: int) -> None:
+    """Keep one core busy until told to stop, or until the benchmark is gone (killed)."""
+    while os.getppid() == parent:
+        for _ in range(100_000):
+            pass
 
 
 @contextlib.contextmanager
 def one_core_busy():
     """Another process keeps one core busy meanwhile (a pure-Python loop)."""
-    spinner = multiprocessing.Process(target=_spin, daemon=True)
+    spinner = multiprocessing.Process(target=_spin, args=(os.getpid(),), daemon=True)
     spinner.start()
     try:
         time.sleep(0.5)
