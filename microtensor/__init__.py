@@ -9,9 +9,12 @@ from .context import (
     scope,
     set_default_dtype,
 )
+from .creation import manual_seed, ones, randn, tensor, zeros
 from .errors import FreedValueError, ShapeError
 from .explore import Explorer, explore
 from .functional import (
+    abs,
+    cat,
     clip,
     concatenate,
     exp,
@@ -23,6 +26,7 @@ from .functional import (
     relu,
     sigmoid,
     softmax,
+    sqrt,
     stack,
     tanh,
     where,
@@ -42,6 +46,8 @@ __all__ = [
 ]
 __all__ += ["Explorer", "explore"]
 __all__ += ["Compiled", "compile", "python_choice", "replayed"]
+# torch's names and functions
+__all__ += ["abs", "cat", "manual_seed", "ones", "randn", "sqrt", "tensor", "zeros"]
 __version__ = "0.1.0"
 
 

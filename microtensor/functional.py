@@ -37,6 +37,14 @@ def relu(x: TensorLike) -> Tensor:
     return as_tensor(x).relu()
 
 
+def abs(x: TensorLike) -> Tensor:  # noqa: A001
+    return as_tensor(x).abs()
+
+
+def sqrt(x: TensorLike) -> Tensor:
+    return as_tensor(x).sqrt()
+
+
 def clip(x: TensorLike, low: TensorLike | None = None,
          high: TensorLike | None = None) -> Tensor:
     return as_tensor(x).clip(low, high)
@@ -83,13 +91,22 @@ def _check_joinable(op: str, tensors: tuple[Tensor, ...], axis: int, same_shape:
     return axis % rank
 
 
-def concatenate(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+def concatenate(tensors: Sequence[Tensor], axis: int = 0, *, dim: int | None = None) -> Tensor:
+    """The tensors joined along ``axis`` (torch: ``dim``); other axes must match."""
+    axis = axis if dim is None else dim
     tensors = tuple(as_tensor(t) for t in tensors)
     axis = _check_joinable("concatenate", tensors, axis, same_shape=False)
     return apply(shape_ops.concatenate, *tensors, axis=axis)
 
 
-def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    """torch's name for ``concatenate``."""
+    return concatenate(tensors, axis=dim)
+
+
+def stack(tensors: Sequence[Tensor], axis: int = 0, *, dim: int | None = None) -> Tensor:
+    """The tensors (all of one shape) stacked along a new axis ``axis`` (torch: ``dim``)."""
+    axis = axis if dim is None else dim
     tensors = tuple(as_tensor(t) for t in tensors)
     axis = _check_joinable("stack", tensors, axis, same_shape=True)
     return apply(shape_ops.stack, *tensors, axis=axis)
@@ -112,9 +129,13 @@ def finite_max(x: np.ndarray, axes: tuple[int, ...]):
     return np.where(np.isfinite(shift), shift, 0).astype(x.dtype, copy=False), None
 
 
-def logsumexp(x: TensorLike, axis: int | tuple[int, ...] = -1, keepdims: bool = False) -> Tensor:
-    """log(sum(exp(x))) along ``axis``, shifted by the max so exp cannot overflow."""
+def logsumexp(x: TensorLike, axis: int | tuple[int, ...] = -1, keepdims: bool = False, *,
+              dim: int | None = None, keepdim: bool | None = None) -> Tensor:
+    """log(sum(exp(x))) along ``axis``, shifted by the max so exp cannot overflow.
+    (torch: ``dim``, ``keepdim``.)"""
     x = as_tensor(x)
+    axis = axis if dim is None else dim
+    keepdims = keepdims if keepdim is None else keepdim
     axes = reduced_axes(axis, x.ndim, "logsumexp")
     shift = _max_of(x, axes)
     out = log(exp(x - shift).sum(axis=axes, keepdims=True)) + shift
@@ -122,14 +143,15 @@ def logsumexp(x: TensorLike, axis: int | tuple[int, ...] = -1, keepdims: bool = 
                                                    if i not in axes))
 
 
-def log_softmax(x: TensorLike, axis: int = -1) -> Tensor:
-    """log(softmax(x)), numerically stable. Shape of ``x``."""
+def log_softmax(x: TensorLike, axis: int = -1, *, dim: int | None = None) -> Tensor:
+    """log(softmax(x)), numerically stable. Shape of ``x``. (torch: ``dim``.)"""
     x = as_tensor(x)
-    return x - logsumexp(x, axis=axis, keepdims=True)
+    return x - logsumexp(x, axis=axis if dim is None else dim, keepdims=True)
 
 
-def softmax(x: TensorLike, axis: int = -1) -> Tensor:
-    """exp(x) / sum(exp(x)) along ``axis``, numerically stable. Shape of ``x``."""
+def softmax(x: TensorLike, axis: int = -1, *, dim: int | None = None) -> Tensor:
+    """exp(x) / sum(exp(x)) along ``axis``, numerically stable. Shape of ``x``. (torch: ``dim``.)"""
+    axis = axis if dim is None else dim
     x = as_tensor(x)
     axes = reduced_axes(axis, x.ndim, "softmax")
     e = exp(x - _max_of(x, axes))

@@ -143,6 +143,27 @@ def relu(x: np.ndarray) -> Result:
     return out, lambda g: (g * (out > 0),)
 
 
+def abs(x):  # noqa: A001
+    """|x|; d/dx = sign(x), 0 at 0 (as torch)."""
+    return np.abs(x), lambda g: (g * np.sign(x),)
+
+
+def sqrt(x):
+    """sqrt(x); d/dx = 1 / (2 sqrt(x)): inf at 0, NaN below (as torch)."""
+    with np.errstate(invalid="ignore"):  # sqrt(-1) = nan, silently, as in torch
+        out = np.sqrt(x)
+
+    def backward(g):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (g / (2 * out),)
+    return out, backward
+
+
+def copy(x):
+    """A new array with x's values (torch's ``clone``); the gradient passes unchanged."""
+    return x.copy(), lambda g: (g,)
+
+
 # -- matrix product -------------------------------------------------------------------
 
 def matmul(a: np.ndarray, b: np.ndarray) -> Result:
@@ -218,7 +239,17 @@ def mean(x: np.ndarray, axes: tuple[int, ...], keepdims: bool = False) -> Result
 
 def max(x: np.ndarray, axes: tuple[int, ...], keepdims: bool = False) -> Result:  # noqa: A001
     """Largest element(s); ties share the gradient evenly (as torch.amax)."""
-    kept = np.max(x, axis=axes, keepdims=True)
+    return _extreme(np.max, x, axes, keepdims)
+
+
+def min(x, axes: tuple[int, ...], keepdims: bool = False):  # noqa: A001
+    """Smallest element(s); ties share the gradient evenly (as torch.amin)."""
+    return _extreme(np.min, x, axes, keepdims)
+
+
+def _extreme(pick, x, axes: tuple[int, ...], keepdims: bool):
+    """max or min: the gradient goes to the elements that were picked, split among ties."""
+    kept = pick(x, axis=axes, keepdims=True)
 
     def backward(g: np.ndarray) -> Result:
         winners = x == kept

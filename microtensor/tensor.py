@@ -10,9 +10,11 @@ the parents' gradients (``speedups.py``).
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Callable, Sequence
 from operator import attrgetter
+from typing import NamedTuple
 
 import numpy as np
 
@@ -156,7 +158,13 @@ class Tensor:
         return self.data.dtype
 
     @property
-    def size(self) -> int:
+    def size(self) -> Size:
+        """The number of elements, as numpy's ``x.size``; also callable as torch's: ``x.size()``
+        is the shape, ``x.size(0)`` the length of axis 0."""
+        return Size(self.shape)
+
+    def numel(self) -> int:
+        """The number of elements (torch's name)."""
         return self.data.size
 
     @property
@@ -306,22 +314,68 @@ class Tensor:
         return self._value("x != y: x") != _values_of(other)
 
     # -- methods --------------------------------------------------------------------------
-    def sum(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    # Reductions take numpy's axis=/keepdims= or torch's dim=/keepdim=.
+    def sum(self, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None,
+            keepdim: bool | None = None) -> Tensor:
+        axis, keepdims = numpy_names("sum", axis, keepdims, dim, keepdim)
         return apply(ops.sum, self, axes=reduced_axes(axis, self.ndim, "sum"), keepdims=keepdims)
 
-    def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    def mean(self, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None,
+             keepdim: bool | None = None) -> Tensor:
+        axis, keepdims = numpy_names("mean", axis, keepdims, dim, keepdim)
         axes = reduced_axes(axis, self.ndim, "mean")
         if any(self.shape[ax] == 0 for ax in axes):
             raise ShapeError(f"mean: the axes {axes} of shape {self.shape} hold no elements")
         return apply(ops.mean, self, axes=axes, keepdims=keepdims)
 
-    def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
-        axes = reduced_axes(axis, self.ndim, "max")
+    def max(self, axis: Axis = None, keepdims: bool = False, *, dim: int | None = None,
+            keepdim: bool | None = None):
+        """The largest values along ``axis`` (all axes if None). With torch's ``dim=`` it
+        returns torch's pair ``(values, indices)``; ``.values`` and ``.indices`` name them."""
+        return self._extreme(ops.max, "argmax", axis, keepdims, dim, keepdim)
+
+    def min(self, axis: Axis = None, keepdims: bool = False, *, dim: int | None = None,
+            keepdim: bool | None = None):
+        """The smallest values along ``axis``; with ``dim=`` torch's ``(values, indices)``."""
+        return self._extreme(ops.min, "argmin", axis, keepdims, dim, keepdim)
+
+    def _extreme(self, op: Callable, arg: str, axis, keepdims, dim, keepdim):
+        torch_style = dim is not None
+        axis, keepdims = numpy_names(op.__name__, axis, keepdims, dim, keepdim)
+        axes = reduced_axes(axis, self.ndim, op.__name__)
         if any(self.shape[ax] == 0 for ax in axes):
             what = "empty tensor" if axis is None else f"axis {axis} of the tensor"
-            raise ShapeError(f"max: {what} of shape {self.shape} has no maximum "
-                             "(nothing to reduce)")
-        return apply(ops.max, self, axes=axes, keepdims=keepdims)
+            raise ShapeError(f"{op.__name__}: {what} of shape {self.shape} has no "
+                             f"{'maximum' if op is ops.max else 'minimum'} (nothing to reduce)")
+        if not torch_style:
+            return apply(op, self, axes=axes, keepdims=keepdims)
+        # torch's max(dim=): the values are picked at the indices, so the gradient goes to the
+        # one element picked (the first of a tie), not shared as in max(axis=).
+        indices = getattr(self._value(op.__name__), arg)(axis=axes[0], keepdims=True)
+        where = list(np.indices(indices.shape, sparse=True))
+        where[axes[0]] = indices
+        values = self[tuple(where)]
+        if not keepdims:
+            values, indices = values.squeeze(axes[0]), indices.squeeze(axes[0])
+        return ValuesIndices(values, Tensor(indices, dtype=np.int64))
+
+    def argmax(self, axis: int | None = None, keepdims: bool = False, *,
+               dim: int | None = None, keepdim: bool | None = None) -> Tensor:
+        """Index of the largest value along ``axis`` (of the flattened tensor if None), as an
+        int64 tensor without a gradient."""
+        axis, keepdims = numpy_names("argmax", axis, keepdims, dim, keepdim)
+        if axis is not None:
+            reduced_axes(axis, self.ndim, "argmax")  # checks the axis
+        indices = self._value("argmax: x").argmax(axis=axis, keepdims=keepdims)
+        return Tensor(indices, dtype=np.int64)
+
+    def abs(self) -> Tensor:
+        return apply(ops.abs, self)
+
+    __abs__ = abs
+
+    def sqrt(self) -> Tensor:
+        return apply(ops.sqrt, floating("sqrt", self))
 
     def exp(self) -> Tensor:
         return apply(ops.exp, floating("exp", self))
@@ -377,6 +431,92 @@ class Tensor:
     @property
     def T(self) -> Tensor:  # noqa: N802 - numpy's name
         return self.transpose()
+
+    # -- torch's names for the same shape ops --------------------------------------------
+    def view(self, *shape: int | tuple[int, ...]) -> Tensor:
+        """torch's name for ``reshape`` (here always a new node; no memory is shared)."""
+        return self.reshape(*shape)
+
+    def permute(self, *dims: int | tuple[int, ...]) -> Tensor:
+        """torch's name for ``transpose(*axes)``: ``x.permute(1, 0, 2)``."""
+        return self.transpose(*dims)
+
+    def unsqueeze(self, dim: int) -> Tensor:
+        """A new axis of length 1 at ``dim`` (negative counts from the end of the result)."""
+        if not -self.ndim - 1 <= dim <= self.ndim:
+            raise ShapeError(f"unsqueeze: dim {dim} is out of range for a {self.ndim}-D tensor")
+        position = dim % (self.ndim + 1)
+        return self.reshape(*self.shape[:position], 1, *self.shape[position:])
+
+    def squeeze(self, dim: int | None = None) -> Tensor:
+        """Without the axes of length 1 (only ``dim``, if given and of length 1, as torch)."""
+        if dim is None:
+            return self.reshape(*(n for n in self.shape if n != 1))
+        axis = reduced_axes(dim, self.ndim, "squeeze")[0]
+        if self.shape[axis] != 1:
+            return self.reshape(*self.shape)
+        return self.reshape(*self.shape[:axis], *self.shape[axis + 1:])
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        """Axes ``start_dim`` to ``end_dim`` joined into one: (2, 3, 4).flatten(1) is (2, 12)."""
+        if self.ndim == 0:
+            return self.reshape(1)
+        start, end = (reduced_axes(d, self.ndim, "flatten")[0] for d in (start_dim, end_dim))
+        if start > end:
+            raise ShapeError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+        return self.reshape(*self.shape[:start], -1, *self.shape[end + 1:])
+
+    def clone(self) -> Tensor:
+        """A copy of the values that stays in the graph: gradients flow back through it."""
+        return apply(ops.copy, self)
+
+    def tolist(self):
+        """The values as nested Python lists (a number for a 0-D tensor)."""
+        return self._value("x.tolist(): x").tolist()
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Switch gradient tracking of this leaf on (or off), in place; returns the tensor."""
+        if not self.is_leaf:
+            if requires_grad:
+                return self
+            raise RuntimeError("requires_grad_: only a leaf tensor (made directly, not by an "
+                               "op) can stop requiring grad; use x.detach()")
+        if requires_grad and self.dtype.kind != "f":
+            raise TypeError(f"requires_grad_: only floating tensors can require grad, got "
+                            f"{self.dtype}")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+
+class Size(int):
+    """``x.size``: numpy's element count, and callable as torch's ``x.size()`` (the shape)
+    or ``x.size(d)`` (the length of axis d), so both habits work."""
+
+    shape: tuple[int, ...]
+
+    def __new__(cls, shape: tuple[int, ...]) -> Size:
+        size = super().__new__(cls, math.prod(shape))
+        size.shape = shape
+        return size
+
+    def __call__(self, dim: int | None = None) -> tuple[int, ...] | int:
+        return self.shape if dim is None else self.shape[dim]
+
+
+class ValuesIndices(NamedTuple):
+    """What ``x.max(dim=d)`` returns, as torch: the values, and where they are."""
+
+    values: Tensor
+    indices: Tensor
+
+
+def numpy_names(op: str, axis, keepdims: bool, dim, keepdim):
+    """(axis, keepdims) from numpy's names or torch's ``dim``/``keepdim`` (not both)."""
+    if dim is not None:
+        if axis is not None:
+            raise TypeError(f"{op}: give axis= (numpy) or dim= (torch), not both")
+        axis = dim
+    return axis, keepdims if keepdim is None else keepdim
 
 
 # -- running an op on tensors -----------------------------------------------------------

@@ -15,6 +15,8 @@ def linear(x: mt.Tensor) -> mt.Tensor:
     return x
 
 
+relu, sigmoid, tanh, softmax = mt.relu, mt.sigmoid, mt.tanh, mt.softmax  # keras.activations.relu
+
 _BY_NAME: dict[str, Activation] = {
     "linear": linear, "relu": mt.relu, "sigmoid": mt.sigmoid, "tanh": mt.tanh,
     "softmax": mt.softmax,

@@ -17,19 +17,10 @@ from typing import Any
 import microtensor as mt
 
 from .layer import Layer
-from .recurrent import Recurrent
+from .recurrent import Recurrent, reverse_time
 from .symbolic import Shape
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
-
-
-def reverse_time(x):
-    """x (batch, timesteps, ...) with the time axis reversed (a Tensor's by getitem, so
-    gradients flow; a mask's by numpy)."""
-    reversed_x = x[:, ::-1]
-    if isinstance(reversed_x, mt.Tensor) and not reversed_x.requires_grad:  # data: say which
-        reversed_x.name = f"{x.name or 'input'}, reversed"
-    return reversed_x
 
 
 def constructor_settings(layer: Layer) -> dict[str, Any]:
@@ -39,10 +30,16 @@ def constructor_settings(layer: Layer) -> dict[str, Any]:
     ``get_config`` leaves out what JSON can't hold (functions) and, for the recurrent
     layers, the initializers; a copy made from this misses nothing.
     """
-    arguments = inspect.signature(type(layer).__init__).parameters.values()
     kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return {a.name: getattr(layer, a.name) for a in arguments
-            if a.kind in kinds and a.name not in ("self", "name") and hasattr(layer, a.name)}
+    settings = {}
+    for cls in reversed(type(layer).__mro__):  # the recurrent options live in a base class
+        if "__init__" not in vars(cls) or cls is object:
+            continue
+        for a in inspect.signature(cls.__init__).parameters.values():
+            if (a.kind in kinds and a.name not in ("self", "name", "input_shape", "input_dim")
+                    and hasattr(layer, a.name)):
+                settings[a.name] = getattr(layer, a.name)
+    return settings
 
 
 class Bidirectional(Layer):
@@ -59,14 +56,18 @@ class Bidirectional(Layer):
     expected_ndim = 3
 
     def __init__(self, layer: Recurrent, merge_mode: str | None = "concat",
-                 name: str | None = None):
+                 name: str | None = None, **options):
         if not isinstance(layer, Recurrent):
             raise TypeError(f"Bidirectional: wraps a recurrent layer (LSTM, GRU, SimpleRNN), "
                             f"got {type(layer).__name__}")
         if merge_mode not in MERGE_MODES:
             raise ValueError(f"Bidirectional: merge_mode must be one of {MERGE_MODES}, "
                              f"got {merge_mode!r}")
-        super().__init__(name)
+        if layer.go_backwards or layer.stateful:
+            raise ValueError(f"Bidirectional: wraps a layer that reads forwards and carries no "
+                             f"state; {layer.name} has go_backwards={layer.go_backwards}, "
+                             f"stateful={layer.stateful}")
+        super().__init__(name, **options)
         self.layer = layer  # the template: its config makes both copies, it holds no weights
         self.merge_mode = merge_mode
         self.forward_layer = self._copy(layer, "forward")

@@ -18,8 +18,8 @@ class Dense(Layer):
 
     def __init__(self, units: int, activation=None, use_bias: bool = True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 name: str | None = None):
-        super().__init__(name)
+                 name: str | None = None, **options):
+        super().__init__(name, **options)
         self.units = positive_int(self, "units", units)
         self.activation = checked_activation(self, activation)
         self.use_bias = flag(self, "use_bias", use_bias)

@@ -37,8 +37,8 @@ class Dropout(Layer):
 
     last_axis = "features"
 
-    def __init__(self, rate: float, name: str | None = None):
-        super().__init__(name)
+    def __init__(self, rate: float, name: str | None = None, **options):
+        super().__init__(name, **options)
         if not 0.0 <= float(rate) < 1.0:
             raise ValueError(f"{self.name} (Dropout): rate is the fraction of inputs to drop, "
                              f"in [0, 1), got {rate!r}")

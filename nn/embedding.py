@@ -36,8 +36,11 @@ class Embedding(Layer):
     input_has_features = False  # (batch, timesteps) of indices: any sequence length fits
 
     def __init__(self, input_dim: int, output_dim: int, mask_zero: bool = False,
-                 embeddings_initializer="uniform", name: str | None = None):
-        super().__init__(name)
+                 embeddings_initializer="uniform", name: str | None = None,
+                 input_length: int | None = None, **options):
+        """``input_length`` (Keras 2) is accepted and changes nothing: any length fits."""
+        super().__init__(name, **options)
+        self.input_length = input_length
         self.input_dim = positive_int(self, "input_dim", input_dim)
         self.output_dim = positive_int(self, "output_dim", output_dim)
         self.mask_zero = flag(self, "mask_zero", mask_zero)

@@ -59,10 +59,10 @@ class GRU(GatedRecurrent):
                  use_bias: bool = True, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros",
                  reset_after: bool = True, return_sequences: bool = False,
-                 return_state: bool = False, name: str | None = None):
+                 return_state: bool = False, name: str | None = None, **options):
         super().__init__(units, activation, recurrent_activation, use_bias, kernel_initializer,
                          recurrent_initializer, bias_initializer, return_sequences,
-                         return_state, name)
+                         return_state, name, **options)
         self.reset_after = flag(self, "reset_after", reset_after)
         self._z, self._r, self._h = self.gates
 
@@ -81,20 +81,22 @@ class GRU(GatedRecurrent):
         """One time step. x_projected = x_t @ kernel + input bias (batch, 3·units);
         h (batch, units)."""
         x_z, x_r, x_h = x_projected[self._z], x_projected[self._r], x_projected[self._h]
+        h_in = self.recurrent_input(h)  # h itself, unless recurrent_dropout drops some units
         if self.reset_after:
-            hu = h @ self.recurrent_kernel
+            hu = h_in @ self.recurrent_kernel
             if self.use_bias:
                 hu = hu + self.bias[1]
             hu_z, hu_r, hu_h = hu[self._z], hu[self._r], hu[self._h]
         else:
-            hu = h @ self.recurrent_kernel[:, :2 * self.units]  # the candidate's part waits for r
+            # The candidate's part of the product waits for r.
+            hu = h_in @ self.recurrent_kernel[:, :2 * self.units]
             hu_z, hu_r = hu[self._z], hu[self._r]
         z = self.recurrent_activation(x_z + hu_z)      # how much of the old h to keep
         r = self.recurrent_activation(x_r + hu_r)      # how much of the old h the candidate sees
         if self.reset_after:
             h_hat = self.activation(x_h + r * hu_h)    # candidate values
         else:
-            h_hat = self.activation(x_h + (r * h) @ self.recurrent_kernel[self._h])
+            h_hat = self.activation(x_h + (r * h_in) @ self.recurrent_kernel[self._h])
         h = z * h + (1 - z) * h_hat
         # Names for the graph picture (draw_graph labels a node "z = sigmoid").
         z.name, r.name, h_hat.name, h.name = "z", "r", "h_hat", "h"

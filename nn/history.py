@@ -1,25 +1,6 @@
-"""What fit reports: the History of an epoch's logs, and the means that make each log."""
+"""The running means that make each of fit's logs (the History itself is a callback)."""
 
 from __future__ import annotations
-
-from typing import Any
-
-
-class History:
-    """What ``fit`` returns: ``history`` maps "loss", metrics and "val_..." to per-epoch lists."""
-
-    def __init__(self) -> None:
-        self.history: dict[str, list[float]] = {}
-        self.epoch: list[int] = []
-        self.params: dict[str, Any] = {}
-
-    def _record(self, epoch: int, logs: dict[str, float]) -> None:
-        self.epoch.append(epoch)
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(value)
-
-    def __repr__(self) -> str:
-        return f"<History epochs={len(self.epoch)} keys={list(self.history)}>"
 
 
 class RunningMeans:

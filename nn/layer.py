@@ -203,6 +203,7 @@ class Layer(Module):
     the mask of its input from Model/Sequential; every other layer passes it on.
     """
 
+    names_by_path = False  # weights named "dense/kernel", as Keras names them
     expected_ndim: int | None = None  # rank of the input, batch axis included
     # The input's last axis counts features, fixed once built (not for Embedding's indices).
     input_has_features = True
@@ -214,19 +215,31 @@ class Layer(Module):
         # must not change what nn.load_model builds from a saved "Dense".
         Layer.registry.setdefault(cls.__name__, cls)
 
-    def __init__(self, name: str | None = None):
+    def __init__(self, name: str | None = None, *, trainable: bool = True,
+                 input_shape: Shape | None = None, input_dim: int | None = None, **unknown):
+        """Every layer takes Keras's common arguments: ``name``, ``trainable``, and on the first
+        layer of a Sequential ``input_shape`` (or Keras 2's ``input_dim``), which builds the
+        model at once, as an ``nn.Input`` in front of it would."""
         super().__init__()
         self.name = checked_name(type(self).__name__, name) if name is not None else \
             unique_name(snake_case(type(self).__name__))
+        if unknown:
+            raise TypeError(f"{self.name} ({type(self).__name__}): unexpected argument(s) "
+                            f"{', '.join(sorted(unknown))}")
         self.built = False
         self.input_shape: Shape | None = None
         check_supported_dtype(self)
+        if input_dim is not None:
+            input_shape = (input_dim,)
+        self.declared_input_shape = None if input_shape is None else tuple(input_shape)
+        self._trainable = bool(trainable)  # no weights yet: add_weight reads it
+        self._symbolic_calls: list[tuple] = []  # (inputs, outputs) of each call on nn.Input
 
     def add_weight(self, name: str, shape: tuple[int, ...], initializer) -> mt.Tensor:
         check_supported_dtype(self)
         spend_weight_budget(self, name, shape)
         values = initializers.get(initializer)(tuple(shape))
-        weight = mt.Tensor(values.astype(mt.get_default_dtype()), requires_grad=True,
+        weight = mt.Tensor(values.astype(mt.get_default_dtype()), requires_grad=self.trainable,
                            name=f"{self.name}/{name}")
         self._weights[name] = weight
         return weight
@@ -280,8 +293,8 @@ class Layer(Module):
             if is_symbolic(inputs) or is_symbolic(list(kwargs.values())):
                 return self._call_symbolic(inputs, kwargs)
             inputs = map_structure(self.convert_input, inputs)
-            self._ensure_built(inputs.shape)
-            inputs = self._in_weight_dtype(inputs)
+            self._ensure_built(shape_of(inputs))
+            inputs = map_structure(self._in_weight_dtype, inputs)
             with mt.scope(name=self.name):
                 return freeing_all_but_logits(self.forward, inputs, **kwargs)
 
@@ -294,20 +307,45 @@ class Layer(Module):
         return x.astype(weight.dtype)
 
     def _call_symbolic(self, inputs: SymbolicTensor, kwargs: dict[str, Any]):
-        self._ensure_built(inputs.shape)
-        shape = self.compute_output_shape(inputs.shape)
+        input_shape = shape_of(inputs)
+        self._ensure_built(input_shape)
+        shape = self.compute_output_shape(input_shape)
         node = Node(self, inputs, kwargs)
         node.output_shape = shape
         if isinstance(shape, list):
-            return [SymbolicTensor(s, node, index=i) for i, s in enumerate(shape)]
-        return SymbolicTensor(shape, node)
+            output = [SymbolicTensor(s, node, index=i) for i, s in enumerate(shape)]
+        else:
+            output = SymbolicTensor(shape, node)
+        call = (inputs, output)
+        self._symbolic_calls.append(call)
+        on_failure(lambda: self._symbolic_calls.remove(call))  # a failed build forgets it
+        return output
+
+    @property
+    def output(self):
+        """The symbolic output of this layer's call on ``nn.Input`` data (Keras's
+        ``layer.output``), e.g. to build a second model from a trained one's layers."""
+        return self._only_call("output")[1]
+
+    @property
+    def input(self):
+        """The symbolic input of this layer's call (Keras's ``layer.input``)."""
+        return self._only_call("input")[0]
+
+    def _only_call(self, what: str):
+        calls = vars(self).get("_symbolic_calls", [])
+        if len(calls) != 1:
+            raise AttributeError(
+                f"{self.name} ({type(self).__name__}): layer.{what} needs exactly one call on "
+                f"symbolic data (nn.Input and what comes from it); it has had {len(calls)}")
+        return calls[0]
 
     def _ensure_built(self, shape: Shape) -> None:
         self.check_input_shape(shape)
         if not self.built:
             with build_attempt():
                 on_failure(self._unbuild)
-                self.input_shape = (None, *shape[1:])
+                self.input_shape = any_batch(shape)
                 self.build(self.input_shape)
                 self.built = True
 
@@ -334,6 +372,20 @@ class Layer(Module):
         return f"<{type(self).__name__} {self.name}>"
 
 
+def shape_of(inputs) -> Shape | list[Shape]:
+    """The shape of one input, or the list of shapes of several (Concatenate's)."""
+    if isinstance(inputs, list | tuple):
+        return [t.shape for t in inputs]
+    return inputs.shape
+
+
+def any_batch(shape: Shape | list[Shape]) -> Shape | list[Shape]:
+    """``shape`` with the batch axis as None (each shape of a list)."""
+    if isinstance(shape, list):
+        return [any_batch(s) for s in shape]
+    return (None, *shape[1:])
+
+
 def as_input(value) -> mt.Tensor:
     """Data given to a layer as a float Tensor (the default dtype; no copy if already float)."""
     if isinstance(value, mt.Tensor):
@@ -343,12 +395,17 @@ def as_input(value) -> mt.Tensor:
     return mt.Tensor(np.asarray(value), dtype=mt.get_default_dtype())
 
 
-def as_model_input(value, name: str | None = None) -> mt.Tensor:
-    """Data given to a model: integer arrays (token indices) stay integer, the rest is float.
-    A Tensor made here is named ``name`` (its nn.Input's), for the graph picture."""
+def as_model_input(value, name: str | None = None, dtype=None) -> mt.Tensor:
+    """Data given to a model: integer arrays (token indices) stay integer, the rest is float;
+    ``dtype`` (an nn.Input's) converts to that type. A Tensor made here is named ``name``
+    (its nn.Input's), for the graph picture."""
     if isinstance(value, mt.Tensor):
         return value
     array = np.asarray(value)
+    if dtype is not None and dtype.kind in "iu":
+        if array.dtype.kind == "f" and not np.all(array == np.round(array)):
+            raise TypeError(f"{name}: Input(dtype={dtype.name}) got non-integer values")
+        array = array.astype(dtype)
     tensor = mt.Tensor(array, dtype=array.dtype) if array.dtype.kind in "iu" else as_input(array)
     tensor.name = name
     return tensor

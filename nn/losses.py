@@ -35,9 +35,15 @@ def _check_same_shape(name: str, y_true: mt.Tensor, y_pred: mt.Tensor) -> mt.Ten
                      f"{y_pred.shape}; they must match")
 
 
-def _mean(per_position: mt.Tensor, mask=None) -> mt.Tensor:
+def _mean(per_position: mt.Tensor, mask=None, sample_weight=None) -> mt.Tensor:
     """The mean over samples (and time steps); with a ``mask`` of the same shape only the
-    positions where it is True count, as Keras does for masked (padded) sequences."""
+    positions where it is True count, as Keras does for masked (padded) sequences.
+
+    ``sample_weight`` (batch,) or (batch, timesteps) weighs each position as Keras does:
+    sum(weight · loss) / number of positions, not divided by the weights' sum.
+    """
+    if sample_weight is not None:
+        return _weighted_mean(per_position, mask, sample_weight)
     if mask is None:
         return per_position.mean()
     mt.python_choice("the loss's mask (which positions count) comes from the data")
@@ -49,8 +55,19 @@ def _mean(per_position: mt.Tensor, mask=None) -> mt.Tensor:
     return (per_position * weights).sum() / max(float(weights.sum()), 1.0)
 
 
+def _weighted_mean(per_position: mt.Tensor, mask, sample_weight) -> mt.Tensor:
+    weights = np.asarray(sample_weight, dtype=per_position.dtype)
+    weights = weights.reshape(weights.shape + (1,) * (per_position.ndim - weights.ndim))
+    weights = np.broadcast_to(weights, per_position.shape)
+    if mask is not None:  # Keras scales the mask so that masked means stay means
+        keep = np.asarray(mask.data if isinstance(mask, mt.Tensor) else mask,
+                          dtype=per_position.dtype)
+        weights = weights * keep * (keep.size / max(float(keep.sum()), 1.0))
+    return (per_position * weights).sum() / per_position.dtype.type(per_position.size)
+
+
 def binary_crossentropy(y_true, y_pred: mt.Tensor, from_logits: bool = False,
-                        mask=None) -> mt.Tensor:
+                        mask=None, sample_weight=None) -> mt.Tensor:
     """-(y log p + (1 - y) log(1 - p)), mean over the last axis, then over the batch
     (and over unmasked time steps only, given a ``mask`` (batch, timesteps)).
 
@@ -76,7 +93,7 @@ def binary_crossentropy(y_true, y_pred: mt.Tensor, from_logits: bool = False,
         else:
             p = mt.clip(y_pred, EPSILON, 1 - EPSILON)
             per_element = -(y * mt.log(p) + (1 - y) * mt.log(1 - p))
-        return _mean(per_element.mean(axis=-1), mask)
+        return _mean(per_element.mean(axis=-1), mask, sample_weight)
 
 
 def absolute(x: np.ndarray):
@@ -96,7 +113,7 @@ def sigmoid_input(y_pred) -> mt.Tensor | None:
 
 
 def categorical_crossentropy(y_true, y_pred: mt.Tensor, from_logits: bool = False,
-                             axis: int = -1, mask=None) -> mt.Tensor:
+                             axis: int = -1, mask=None, sample_weight=None) -> mt.Tensor:
     """-sum(y · log p) over the class axis, mean over the batch. y_true is one-hot.
 
     Probabilities are renormalised to sum to 1, then clipped, as Keras does.
@@ -108,11 +125,12 @@ def categorical_crossentropy(y_true, y_pred: mt.Tensor, from_logits: bool = Fals
         else:
             p = y_pred / y_pred.sum(axis=axis, keepdims=True)
             log_p = mt.log(mt.clip(p, EPSILON, 1 - EPSILON))
-        return _mean(-(y * log_p).sum(axis=axis), mask)
+        return _mean(-(y * log_p).sum(axis=axis), mask, sample_weight)
 
 
 def sparse_categorical_crossentropy(y_true, y_pred: mt.Tensor, from_logits: bool = False,
-                                    axis: int = -1, mask=None) -> mt.Tensor:
+                                    axis: int = -1, mask=None,
+                                    sample_weight=None) -> mt.Tensor:
     """Categorical crossentropy with integer class labels (batch,) or (batch, 1)."""
     labels = np.asarray(y_true.data if isinstance(y_true, mt.Tensor) else y_true)
     classes = y_pred.shape[axis]
@@ -126,17 +144,52 @@ def sparse_categorical_crossentropy(y_true, y_pred: mt.Tensor, from_logits: bool
         raise ValueError(f"sparse_categorical_crossentropy: labels must be integers in "
                          f"[0, {classes}), got values from {labels.min()} to {labels.max()}")
     one_hot = np.eye(classes, dtype=y_pred.dtype)[labels.astype(int)]
-    return categorical_crossentropy(one_hot, y_pred, from_logits=from_logits, mask=mask)
+    return categorical_crossentropy(one_hot, y_pred, from_logits=from_logits, mask=mask,
+                                    sample_weight=sample_weight)
 
 
-def mean_squared_error(y_true, y_pred: mt.Tensor, mask=None) -> mt.Tensor:
+def mean_squared_error(y_true, y_pred: mt.Tensor, mask=None, sample_weight=None) -> mt.Tensor:
     """mean((y - p)^2) over the last axis, then over the batch."""
     with mt.scope(name="loss"):
         y = _check_same_shape("mse", _target(y_true, y_pred), y_pred)
-        return _mean(((y_pred - y) ** 2).mean(axis=-1), mask)
+        return _mean(((y_pred - y) ** 2).mean(axis=-1), mask, sample_weight)
 
 
 mse = mean_squared_error
+
+class LossFunction:
+    """Keras's loss classes: ``BinaryCrossentropy(from_logits=True)`` is the function with
+    that option set; call it as the function, ``loss(y_true, y_pred)``."""
+
+    function: Loss
+
+    def __init__(self, from_logits: bool = False, **options) -> None:
+        self.options = {"from_logits": from_logits, **options}
+
+    def __call__(self, y_true, y_pred: mt.Tensor, **call_options) -> mt.Tensor:
+        return type(self).function(y_true, y_pred, **self.options, **call_options)
+
+
+class BinaryCrossentropy(LossFunction):
+    function = staticmethod(binary_crossentropy)
+
+
+class CategoricalCrossentropy(LossFunction):
+    """Takes ``axis=`` too (the class axis, default the last)."""
+
+    function = staticmethod(categorical_crossentropy)
+
+
+class SparseCategoricalCrossentropy(LossFunction):
+    function = staticmethod(sparse_categorical_crossentropy)
+
+
+class MeanSquaredError(LossFunction):
+    function = staticmethod(mean_squared_error)
+
+    def __init__(self) -> None:
+        self.options = {}
+
 
 _BY_NAME: dict[str, Loss] = {
     "binary_crossentropy": binary_crossentropy,

@@ -47,10 +47,10 @@ class LSTM(GatedRecurrent):
                  use_bias: bool = True, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros",
                  unit_forget_bias: bool = True, return_sequences: bool = False,
-                 return_state: bool = False, name: str | None = None):
+                 return_state: bool = False, name: str | None = None, **options):
         super().__init__(units, activation, recurrent_activation, use_bias, kernel_initializer,
                          recurrent_initializer, bias_initializer, return_sequences,
-                         return_state, name)
+                         return_state, name, **options)
         self.unit_forget_bias = flag(self, "unit_forget_bias", unit_forget_bias)
         self._i, self._f, self._c, self._o = self.gates
 
@@ -63,7 +63,7 @@ class LSTM(GatedRecurrent):
     def cell(self, x_projected: mt.Tensor, h: mt.Tensor, c: mt.Tensor):
         """One time step. x_projected = x_t @ kernel + bias (batch, 4·units); h, c (batch, units).
         """
-        z = x_projected + h @ self.recurrent_kernel
+        z = x_projected + self.recurrent_input(h) @ self.recurrent_kernel
         i = self.recurrent_activation(z[self._i])      # how much new to write
         f = self.recurrent_activation(z[self._f])      # how much old to keep
         c_hat = self.activation(z[self._c])            # candidate values

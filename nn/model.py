@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import numbers
+import os
 from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 import microtensor as mt
 
@@ -27,9 +30,11 @@ class InputLayer(Layer):
 
     last_axis = "features"
 
-    def __init__(self, shape: Shape, name: str | None = None):
+    def __init__(self, shape: Shape, name: str | None = None, dtype=None,
+                 batch_size: int | None = None):
         super().__init__(name or unique_name("input_layer"))
-        self.input_shape = (None, *shape)
+        self.input_shape = (batch_size, *shape)
+        self.dtype = None if dtype is None else np.dtype(dtype)
         self.built = True
 
     def forward(self, x: mt.Tensor) -> mt.Tensor:
@@ -44,11 +49,26 @@ class InputLayer(Layer):
                              f"(None = any size), got {tuple(shape)}")
 
     def get_config(self) -> dict:
-        return {"name": self.name, "shape": list(self.input_shape[1:])}
+        config = {"name": self.name, "shape": list(self.input_shape[1:])}
+        if self.input_shape[0] is not None:
+            config["batch_size"] = self.input_shape[0]
+        if self.dtype is not None:
+            config["dtype"] = self.dtype.name
+        return config
 
 
-def Input(shape: Sequence[int | None], name: str | None = None) -> SymbolicTensor:  # noqa: N802
-    """A model input of the given shape, without the batch axis: ``Input(shape=(50, 10))``."""
+def Input(shape: Sequence[int | None] | None = None, name: str | None = None,  # noqa: N802
+          dtype=None, batch_size: int | None = None,
+          batch_shape: Sequence[int | None] | None = None) -> SymbolicTensor:
+    """A model input of the given shape, without the batch axis: ``Input(shape=(50, 10))``.
+
+    ``dtype="int32"`` (token indices) keeps integer data integer; ``batch_size`` (or Keras's
+    ``batch_shape``) fixes the batch axis, which is otherwise any size (None).
+    """
+    if batch_shape is not None:
+        batch_size, shape = batch_shape[0], batch_shape[1:]
+    if shape is None:
+        raise TypeError("Input: give shape=, the shape of one sample, e.g. Input(shape=(50, 10))")
     shape = tuple(shape) if isinstance(shape, Sequence) and not isinstance(shape, str) else (shape,)
     for size in shape:
         if size is not None and (isinstance(size, bool) or not isinstance(size, numbers.Integral)
@@ -56,7 +76,7 @@ def Input(shape: Sequence[int | None], name: str | None = None) -> SymbolicTenso
             raise ValueError(f"Input: shape must hold positive integers (or None for any size), "
                              f"without the batch axis, e.g. shape=(50, 10); got {shape!r}")
     shape = tuple(None if size is None else int(size) for size in shape)
-    layer = InputLayer(shape, name)
+    layer = InputLayer(shape, name, dtype=dtype, batch_size=batch_size)
     node = Node(layer, None, {})
     node.output_shape = layer.input_shape
     return SymbolicTensor(layer.input_shape, node)
@@ -98,12 +118,26 @@ class Model(Trainable, Module):
         if repeated:
             raise ValueError(f"{self.name}: layer names must be unique (weights are saved by "
                              f"name), but {', '.join(map(repr, repeated))} is used more than once")
-        self.inputs, self.outputs, self.nodes, self.layers = inputs, outputs, nodes, layers
+        self.input, self.output, self.nodes, self._graph_layers = inputs, outputs, nodes, layers
         self.built = True
 
-    def _children(self) -> list[Module]:
+    @property
+    def layers(self) -> list[Layer]:
+        """The layers in call order, as Keras lists them: a functional model's nn.Input
+        layers included (an InputLayer each), a Sequential's not."""
+        return list(self._graph_layers) if self.built else []
+
+    @property
+    def names_by_path(self) -> bool:
+        """Weights named "lstm1/kernel" (Keras) in a model of layer calls; by attribute path
+        in a subclass with its own forward() (PyTorch style)."""
+        return not self.built
+
+    def _named_children(self) -> list[tuple[str, Module]]:
         # A subclass with its own forward() and no graph: the layers in its attributes.
-        return list(self.layers) if self.built else super()._children()
+        if self.built:
+            return [(layer.name, layer) for layer in self._graph_layers]
+        return super()._named_children()
 
     def build_for_data(self, shape: Shape) -> None:
         """Only Sequential can build itself from data; a graph-less Model is a subclass."""
@@ -114,15 +148,25 @@ class Model(Trainable, Module):
             "loss.backward(); opt.step() (predict works on it)")
 
     @property
+    def inputs(self) -> list[SymbolicTensor]:
+        """The model's nn.Input tensors, always as a list (``model.input``: as given)."""
+        return flatten(self.input)
+
+    @property
+    def outputs(self) -> list[SymbolicTensor]:
+        """The output tensors, always as a list (``model.output``: as given)."""
+        return flatten(self.output)
+
+    @property
     def input_shape(self):
-        return map_structure(lambda t: t.shape, self.inputs)
+        return map_structure(lambda t: t.shape, self.input)
 
     @property
     def output_shape(self):
-        return map_structure(lambda t: t.shape, self.outputs)
+        return map_structure(lambda t: t.shape, self.output)
 
     def get_layer(self, name: str) -> Layer:
-        for layer in self.layers:
+        for layer in self._graph_layers if self.built else self.layers:
             if layer.name == name:
                 return layer
         raise KeyError(f"{self.name}: no layer named {name!r}; layers: "
@@ -138,12 +182,13 @@ class Model(Trainable, Module):
         self._require_built(x)
         values: dict[int, object] = {}
         masks: dict[int, object] = {}  # id(node) -> mask of its output(s)
-        for symbolic, data in zip(flatten(self.inputs), flatten(x), strict=True):
+        for symbolic, data in zip(self.inputs, flatten(x), strict=True):
             values[id(symbolic)] = data
         for node in self.nodes:
             if isinstance(node.layer, InputLayer):
-                symbolic = next(t for t in flatten(self.inputs) if t.node is node)
-                data = as_model_input(values[id(symbolic)], name=node.layer.name)
+                symbolic = next(t for t in self.inputs if t.node is node)
+                data = as_model_input(values[id(symbolic)], name=node.layer.name,
+                                      dtype=node.layer.dtype)
                 node.layer.check_input_shape(data.shape)
                 values[id(symbolic)] = data
                 continue
@@ -155,13 +200,13 @@ class Model(Trainable, Module):
                 kwargs["mask"] = mask
             values[id(node)] = node.layer(inputs, **kwargs)
             masks[id(node)] = node.layer.compute_mask(inputs, mask)
-        self.output_mask = map_structure(lambda t: _mask_of(t, masks), self.outputs)
-        return map_structure(lambda t: _value_of(t, values), self.outputs)
+        self.output_mask = map_structure(lambda t: _mask_of(t, masks), self.output)
+        return map_structure(lambda t: _value_of(t, values), self.output)
 
     def _require_built(self, x) -> None:
         if not self.built:
             raise RuntimeError(f"{self.name}: the model has no layers connected yet")
-        count = len(flatten(self.inputs))
+        count = len(self.inputs)
         if len(flatten(x)) != count:
             raise ValueError(f"{self.name}: expects {count} input(s), got {len(flatten(x))}")
 
@@ -201,10 +246,16 @@ class Model(Trainable, Module):
         from .explore import explore_model
         return explore_model(self, x, path, y=y, loss=loss)
 
-    def save(self, path) -> None:
-        """Write architecture and weights to one ``.npz`` file (no pickle); see nn.load_model."""
+    def save(self, path, overwrite: bool = True) -> None:
+        """Write architecture and weights to one ``.npz`` file (no pickle); see nn.load_model.
+        Keras's ``.keras``/``.h5`` names are refused: that format can't be written here."""
         from .saving import save_model
+        _check_overwrite(self, path, overwrite)
         save_model(self, path)
+
+    def save_weights(self, path, overwrite: bool = True) -> None:
+        """The same file as ``save`` (``load_weights`` reads the weights back from it)."""
+        self.save(path, overwrite)
 
     def load_weights(self, path) -> None:
         """Weights from a file written by ``save``; on any mismatch nothing changes."""
@@ -235,6 +286,8 @@ class Sequential(Model):
                     raise ValueError(f"{self.name}: nn.Input can only come first")
                 self._input = layer
             elif isinstance(layer, Layer):
+                if self._input is None and not self._stack and layer.declared_input_shape:
+                    self._input = Input(layer.declared_input_shape)  # LSTM(.., input_shape=)
                 self._stack.append(layer)
             else:
                 raise TypeError(f"{self.name}: add() takes a layer or nn.Input, got "
@@ -242,10 +295,14 @@ class Sequential(Model):
             if self._input is not None and self._stack:
                 self._connect()
 
-    def _children(self) -> list[Module]:
+    names_by_path = False  # a stack of Keras layers, built or not: "lstm1/kernel"
+
+    def _named_children(self) -> list[tuple[str, Module]]:
         # Before the first call the layers are known but not connected: model.eval() on a
         # fresh Sequential must still reach its Dropout.
-        return super()._children() if self.built else list(self._stack)
+        if self.built:
+            return super()._named_children()
+        return [(layer.name, layer) for layer in self._stack]
 
     def build(self, input_shape: Shape) -> None:
         """Build for inputs of ``input_shape`` (batch axis included, e.g. (None, 50, 10)).
@@ -294,12 +351,21 @@ class Sequential(Model):
         return super().count_params()
 
     @property
-    def layers_without_input(self) -> list[Layer]:
+    def layers(self) -> list[Layer]:
+        """The layers given (or added), without the InputLayer, as Keras's Sequential."""
         return list(self._stack)
+
+    layers_without_input = layers
+
+
+def _check_overwrite(model: Model, path, overwrite: bool) -> None:
+    if not overwrite and os.path.exists(path):
+        raise FileExistsError(f"{model.name}: save: {os.fspath(path)!r} exists and "
+                              "overwrite=False")
 
 
 # What Sequential's build changes on the model; a failed build puts these back.
-_GRAPH_STATE = ("_input", "_stack", "built", "inputs", "outputs", "nodes", "layers")
+_GRAPH_STATE = ("_input", "_stack", "built", "input", "output", "nodes", "_graph_layers")
 
 
 def _nodes_between(inputs, outputs) -> list[Node]:
@@ -327,7 +393,39 @@ def _nodes_between(inputs, outputs) -> list[Node]:
                 t.node is not node for t in flatten(inputs)):
             raise ValueError(f"the outputs depend on {node.layer.name}, which is not among the "
                              "model's inputs")
-    return [found[i] for i in sorted(found)]
+    return _in_keras_order([found[i] for i in sorted(found)], inputs, outputs)
+
+
+def _in_keras_order(nodes: list[Node], inputs, outputs) -> list[Node]:
+    """``nodes`` (in call order) in the order Keras lists a model's layers: farthest from the
+    outputs first; at equal distance, in the order a depth-first walk back from the outputs
+    finishes them (so ``model.layers[2]`` is the layer a Keras script expects). Still an order
+    in which every node comes after the nodes it reads."""
+    input_nodes = {t.node.id for t in flatten(inputs)}
+
+    def sources(node: Node) -> list[Node]:
+        return [] if node.id in input_nodes else [t.node for t in node.symbolic_inputs()]
+
+    depth = {node.id: 0 for node in nodes}
+    for node in reversed(nodes):  # consumers before the nodes they read
+        for source in sources(node):
+            depth[source.id] = max(depth[source.id], depth[node.id] + 1)
+    finished: dict[int, int] = {}
+    for output in flatten(outputs):
+        if output.node.id in finished:
+            continue
+        seen = {output.node.id}
+        walk = [(output.node, iter(sources(output.node)))]
+        while walk:
+            node, pending = walk[-1]
+            source = next(pending, None)
+            if source is None:
+                walk.pop()
+                finished.setdefault(node.id, len(finished))
+            elif source.id not in seen and source.id not in finished:
+                seen.add(source.id)
+                walk.append((source, iter(sources(source))))
+    return sorted(nodes, key=lambda node: (-depth[node.id], finished.get(node.id, node.id)))
 
 
 def _value_of(symbolic: SymbolicTensor, values: dict[int, object]):

@@ -33,6 +33,9 @@ class Module:
     """
 
     _training: bool = True
+    # How state_dict() names weights: by attribute path ("rnn.kernel", as torch) for a Module
+    # of your own; Keras layers and models by their weights' own names ("lstm1/kernel").
+    names_by_path = True
 
     @property
     def training(self) -> bool:
@@ -48,16 +51,40 @@ class Module:
     def __init__(self) -> None:
         self._weights: dict[str, mt.Tensor] = {}
 
-    def _children(self) -> list[Module]:
-        """Modules held in attributes, alone or in a list, tuple or dict, in assignment order:
-        a custom Module's layers are found as PyTorch finds its submodules."""
-        found = []
-        for value in vars(self).values():
+    def _named_children(self) -> list[tuple[str, Module]]:
+        """(attribute path, module) for the modules held in attributes, alone or in a list,
+        tuple or dict, in assignment order ("rnn", "blocks.0", "heads.out"): a custom
+        Module's layers are found as PyTorch finds its submodules."""
+        found: list[tuple[str, Module]] = []
+        for name, value in vars(self).items():
             if isinstance(value, dict):
-                value = list(value.values())
-            items = value if isinstance(value, list | tuple) else (value,)
-            found.extend(item for item in items if isinstance(item, Module))
+                found += [(f"{name}.{key}", item) for key, item in value.items()
+                          if isinstance(item, Module)]
+            elif isinstance(value, list | tuple):
+                found += [(f"{name}.{i}", item) for i, item in enumerate(value)
+                          if isinstance(item, Module)]
+            elif isinstance(value, Module):
+                found.append((name, value))
         return found
+
+    def _children(self) -> list[Module]:
+        return [module for _, module in self._named_children()]
+
+    def _named_modules(self) -> Iterator[tuple[str, Module]]:
+        """(path prefix, module) for this module ("") and all below it ("rnn.", ...), in the
+        order of ``modules()``, each once."""
+        seen: set[int] = set()
+        stack: list[tuple[str, Module]] = [("", self)]
+        while stack:
+            prefix, module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            yield prefix, module
+            children = {id(child) for child in module._children()}
+            named = [(f"{prefix}{name}.", child) for name, child in module._named_children()
+                     if id(child) in children]
+            stack.extend(reversed(named))
 
     def modules(self) -> Iterator[Module]:
         """This module and all below it, depth first, each once (no recursion)."""
@@ -72,16 +99,47 @@ class Module:
             stack.extend(reversed(module._children()))
 
     def named_parameters(self) -> Iterator[tuple[str, mt.Tensor]]:
-        """(full name, tensor) pairs, e.g. ("lstm1/kernel", Tensor of shape (10, 512))."""
+        """(full name, tensor) pairs: ("rnn.kernel", ...) by attribute path in a Module of your
+        own, as torch names them, so the same class built again loads a state_dict; in a
+        Keras layer or model its weights' names, e.g. ("lstm1/kernel", Tensor (10, 512))."""
         seen: set[int] = set()
-        for module in self.modules():
-            for param in module._weights.values():
+        for prefix, module in self._named_modules():
+            for key, param in module._weights.items():
                 if id(param) not in seen:
                     seen.add(id(param))
-                    yield param.name, param
+                    yield (f"{prefix}{key}" if self.names_by_path else param.name), param
 
     def parameters(self) -> list[mt.Tensor]:
         return [param for _, param in self.named_parameters()]
+
+    # -- Keras's views of the same parameters -----------------------------------
+    @property
+    def weights(self) -> list[mt.Tensor]:
+        """Every weight, in Keras order (the same list as ``parameters()``)."""
+        return self.parameters()
+
+    @property
+    def trainable_weights(self) -> list[mt.Tensor]:
+        return [param for param in self.parameters() if param.requires_grad]
+
+    @property
+    def non_trainable_weights(self) -> list[mt.Tensor]:
+        return [param for param in self.parameters() if not param.requires_grad]
+
+    @property
+    def trainable(self) -> bool:
+        """False freezes the weights of this module and of every module below it (Keras):
+        backward gives them no gradient, so no optimizer changes them, and the summary
+        counts them as non-trainable. Gradients still flow through to earlier layers."""
+        return vars(self).get("_trainable", True)
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        for module in self.modules():
+            module._trainable = bool(value)
+            for param in module._weights.values():
+                param.requires_grad = bool(value)
+                param.grad = None
 
     def count_params(self) -> int:
         return int(sum(param.size for param in self.parameters()))
@@ -136,10 +194,19 @@ class Module:
         params = dict(self.named_parameters())
         missing = sorted(set(params) - set(state))
         unexpected = sorted(set(state) - set(params))
-        if missing or unexpected:
+        if not (missing or unexpected):
+            self.set_weights([state[name] for name in params])
+        elif not self.names_by_path and [np.shape(v) for v in state.values()] == [
+                p.shape for p in params.values()]:
+            # As Keras's load_weights: the same layers in the same order load by position,
+            # whatever default names (dense_1 ...) a model built again in this process got.
+            self.set_weights(list(state.values()))
+        else:
+            hint = "" if self.names_by_path else (
+                "; a model built again in the same process gets new default layer names "
+                "(dense_1 ...): call nn.reset_names() before building it, or name its layers")
             raise KeyError(f"{self._label()}: load_state_dict: missing {missing}, "
-                           f"unexpected {unexpected}")
-        self.set_weights([state[name] for name in params])
+                           f"unexpected {unexpected}{hint}")
 
     def _label(self) -> str:
         return getattr(self, "name", None) or type(self).__name__

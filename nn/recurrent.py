@@ -3,15 +3,22 @@
 A subclass says what one step computes (``cell``) and which weights it has
 (``build``); this base runs the steps, each inside ``mt.scope(step=t)`` so
 the graph shows one cluster per step, and shapes what the layer returns.
+
+It also takes Keras's options of a recurrent layer: ``go_backwards``, ``stateful``
+(with ``reset_states()``), ``dropout`` and ``recurrent_dropout`` (with ``seed``),
+``zero_output_for_mask``; ``unroll`` and ``implementation`` are accepted and change
+nothing, since the loop is always unrolled into one graph node per gate and step.
 """
 
 from __future__ import annotations
+
+import numbers
 
 import numpy as np
 
 import microtensor as mt
 
-from . import activations
+from . import activations, seeding
 from .layer import (
     Layer,
     as_input,
@@ -21,6 +28,15 @@ from .layer import (
     positive_int,
 )
 from .symbolic import Shape
+
+
+def reverse_time(x):
+    """x (batch, timesteps, ...) with the time axis reversed (a Tensor's by getitem, so
+    gradients flow; a mask's by numpy)."""
+    reversed_x = x[:, ::-1]
+    if isinstance(reversed_x, mt.Tensor) and not reversed_x.requires_grad:  # data: say which
+        reversed_x.name = f"{x.name or 'input'}, reversed"
+    return reversed_x
 
 
 class Recurrent(Layer):
@@ -36,8 +52,32 @@ class Recurrent(Layer):
     def __init__(self, units: int, activation="tanh", use_bias: bool = True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros", return_sequences: bool = False,
-                 return_state: bool = False, name: str | None = None):
-        super().__init__(name)
+                 return_state: bool = False, name: str | None = None, *,
+                 go_backwards: bool = False, stateful: bool = False, dropout: float = 0.0,
+                 recurrent_dropout: float = 0.0, seed: int | None = None,
+                 zero_output_for_mask: bool = False, unroll: bool = False,
+                 implementation: int = 2, **options):
+        """Keras's options (keyword only):
+
+        - ``go_backwards``: read the sequence last step first; with ``return_sequences``
+          the outputs come in that reversed order too.
+        - ``stateful``: each call starts from the final states of the previous call
+          (same batch size), as numbers without a graph; ``reset_states()`` zeroes them.
+        - ``dropout``/``recurrent_dropout``: in training, drop this fraction of the inputs /
+          of h where it enters ``h @ recurrent_kernel``; one random mask per call, the same
+          at every step, shared by all gates (Keras draws its own numbers; ``seed`` makes
+          ours repeatable).
+        - ``zero_output_for_mask``: a masked step outputs zeros instead of the carried h.
+        - ``unroll``, ``implementation``: accepted for Keras scripts; no effect here.
+        """
+        if isinstance(units, numbers.Integral) and isinstance(activation, numbers.Integral):
+            raise TypeError(
+                f"{type(self).__name__}({units}, {activation}): Keras's order is "
+                f"{type(self).__name__}(units, ...): the number of units only. The input size "
+                f"is not given: it is read from the last axis of the first input (torch's "
+                f"nn.{type(self).__name__}(input_size, hidden_size) order). Write "
+                f"{type(self).__name__}({activation}).")
+        super().__init__(name, **options)
         self.units = positive_int(self, "units", units)
         self.activation = checked_activation(self, activation)
         self.use_bias = flag(self, "use_bias", use_bias)
@@ -46,6 +86,19 @@ class Recurrent(Layer):
         self.bias_initializer = checked_initializer(self, bias_initializer)
         self.return_sequences = flag(self, "return_sequences", return_sequences)
         self.return_state = flag(self, "return_state", return_state)
+        self.go_backwards = flag(self, "go_backwards", go_backwards)
+        self.stateful = flag(self, "stateful", stateful)
+        self.zero_output_for_mask = flag(self, "zero_output_for_mask", zero_output_for_mask)
+        self.unroll, self.implementation = unroll, implementation
+        for argument, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+            if not 0.0 <= float(rate) < 1.0:
+                raise ValueError(f"{self.name} ({type(self).__name__}): {argument} is the "
+                                 f"fraction to drop, in [0, 1), got {rate!r}")
+        self.dropout, self.recurrent_dropout = float(dropout), float(recurrent_dropout)
+        self.seed = seed
+        self._generator = None if seed is None else np.random.default_rng(seed)
+        self.states: list[np.ndarray] | None = None  # stateful: the states the next call uses
+        self._recurrent_mask: np.ndarray | None = None  # during a call with recurrent_dropout
 
     def gate_slice(self, k: int) -> tuple[slice, slice]:
         """Index of the k-th block of ``units`` columns: z[gate_slice(1)] is gate 1 of z."""
@@ -89,24 +142,48 @@ class Recurrent(Layer):
         projected = time_major @ self.kernel
         return projected + self.bias if self.use_bias else projected
 
-    def forward(self, x: mt.Tensor, initial_state=None, mask=None):
+    def forward(self, x: mt.Tensor, initial_state=None, mask=None, training: bool | None = None):
         """x (batch, timesteps, features) -> see the class docstring.
 
         ``mask`` (batch, timesteps), True where a step is real data (Keras): at a
         masked step every state keeps its previous value, so padding changes
-        nothing, and the output there is the carried h (Keras's default).
+        nothing, and the output there is the carried h (Keras's default; zeros with
+        ``zero_output_for_mask=True``). ``training`` overrides the mode for dropout.
         """
         batch, timesteps, _ = x.shape
         keep = self._checked_mask(mask, batch, timesteps)
         if keep is not None:  # which steps run depends on the data: no traced replay
             mt.python_choice(f"{self.name}'s mask decides which steps run")
-        projected = self.project_inputs(x)
-        states = self._initial_state(batch, initial_state, x.dtype)
-        hidden_states = []
+        if self.go_backwards:
+            x = reverse_time(x)
+            keep = None if keep is None else keep[:, ::-1]
+        dropping = self.training if training is None else training
+        if dropping and self.dropout:  # one mask per sample, the same at every step
+            x = x * self._dropout_mask((batch, 1, x.shape[-1]), self.dropout, x.dtype)
+        if dropping and self.recurrent_dropout:
+            self._recurrent_mask = self._dropout_mask((batch, self.units),
+                                                      self.recurrent_dropout, x.dtype)
+        if initial_state is None and self.stateful:
+            initial_state = self._carried_states(batch)
+        try:
+            outputs, states = self._run(self.project_inputs(x), keep, batch, timesteps,
+                                        self._initial_state(batch, initial_state, x.dtype))
+        finally:
+            self._recurrent_mask = None
+        if self.stateful:  # numbers only: the next call's graph starts here
+            self.states = [state.data.copy() for state in states]
+        output = mt.stack(outputs, axis=1) if self.return_sequences else outputs[-1]
+        return [output, *states] if self.return_state else output
+
+    def _run(self, projected: mt.Tensor, keep, batch: int, timesteps: int,
+             states: list[mt.Tensor]) -> tuple[list[mt.Tensor], list[mt.Tensor]]:
+        """The time loop: (the output of every step, the final states)."""
+        outputs = []
         for t in range(1, timesteps + 1):  # t counts from 1: the initial state is step 0
             keep_t = None if keep is None else keep[:, t - 1:t]  # (batch, 1)
-            if keep_t is not None and not keep_t.any():
-                hidden_states.append(states[0])  # the whole batch skips this step
+            if keep_t is not None and not keep_t.any():  # the whole batch skips this step
+                outputs.append(mt.Tensor(np.zeros_like(states[0].data))
+                               if self.zero_output_for_mask else states[0])
                 continue
             with mt.scope(step=t):
                 # Values only this step needed (h @ U, z, f * c ...) are freed as it ends.
@@ -115,9 +192,41 @@ class Recurrent(Layer):
                     new_states = tuple(mt.where(keep_t, new, old)
                                        for new, old in zip(new_states, states, strict=True))
             states = new_states
-            hidden_states.append(states[0])
-        output = mt.stack(hidden_states, axis=1) if self.return_sequences else states[0]
-        return [output, *states] if self.return_state else output
+            if keep_t is not None and self.zero_output_for_mask and not keep_t.all():
+                outputs.append(mt.where(keep_t, states[0], np.zeros((), states[0].dtype)))
+            else:
+                outputs.append(states[0])
+        return outputs, list(states)
+
+    def recurrent_input(self, h: mt.Tensor) -> mt.Tensor:
+        """h as it enters ``h @ recurrent_kernel``: with recurrent_dropout, in training,
+        some of its units dropped (the same ones at every step of a call)."""
+        return h if self._recurrent_mask is None else h * self._recurrent_mask
+
+    def _dropout_mask(self, shape: tuple[int, ...], rate: float, dtype) -> np.ndarray:
+        """Inverted dropout: 0 with probability ``rate``, else 1 / (1 - rate)."""
+        generator = self._generator or seeding.rng()
+        keep = generator.random(shape) >= rate
+        return keep.astype(dtype) / np.asarray(1.0 - rate, dtype=dtype)
+
+    def _carried_states(self, batch: int) -> list[np.ndarray] | None:
+        if self.states is None:
+            return None
+        if self.states[0].shape[0] != batch:
+            raise ValueError(
+                f"{self.name} ({type(self).__name__}): stateful=True carries states for "
+                f"batches of {self.states[0].shape[0]}, got a batch of {batch}; feed batches "
+                "of one size (fit(..., shuffle=False) with a batch_size that divides the data), "
+                "or call reset_states() first")
+        return self.states
+
+    def reset_states(self, states=None) -> None:
+        """Forget the carried states (stateful=True): the next call starts from zeros, or
+        from ``states`` if given ([h, c] for an LSTM, numpy arrays (batch, units))."""
+        self.states = None if states is None else [np.array(s) for s in (
+            states if isinstance(states, list | tuple) else [states])]
+
+    reset_state = reset_states  # Keras 3's name
 
     def _checked_mask(self, mask, batch: int, timesteps: int) -> np.ndarray | None:
         if mask is None:
@@ -164,7 +273,10 @@ class Recurrent(Layer):
     def get_config(self) -> dict:
         return {"name": self.name, "units": self.units,
                 "activation": activations.name_of(self.activation), "use_bias": self.use_bias,
-                "return_sequences": self.return_sequences, "return_state": self.return_state}
+                "return_sequences": self.return_sequences, "return_state": self.return_state,
+                "go_backwards": self.go_backwards, "stateful": self.stateful,
+                "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
+                "seed": self.seed, "zero_output_for_mask": self.zero_output_for_mask}
 
     def describe_output(self) -> str:
         if self.return_sequences:
@@ -182,10 +294,10 @@ class GatedRecurrent(Recurrent):
 
     def __init__(self, units: int, activation, recurrent_activation, use_bias: bool,
                  kernel_initializer, recurrent_initializer, bias_initializer,
-                 return_sequences: bool, return_state: bool, name: str | None):
+                 return_sequences: bool, return_state: bool, name: str | None, **options):
         super().__init__(units, activation, use_bias, kernel_initializer,
                          recurrent_initializer, bias_initializer, return_sequences,
-                         return_state, name)
+                         return_state, name, **options)
         self.recurrent_activation = checked_activation(self, recurrent_activation)
         self.gates = tuple(self.gate_slice(k) for k in range(self.gate_count))
 

@@ -3,7 +3,7 @@
 A compiled model also keeps its compile settings (JSON, under the config's
 "compile" key) and its optimizer's state (arrays named ``__optimizer__/state.<i>.<buffer>``),
 so the loaded model is compiled and its next ``fit`` continues where it stopped.
-The optimizer class is looked up by name among ``optim``'s own classes only.
+The optimizer class is looked up by name among ``optim``'s classes and ``nn.optimizers``'.
 
 The bytes on disk are ``model_file``'s: saved atomically, read with every size
 checked before it is allocated; a crafted file holds only numbers and text, never
@@ -26,7 +26,8 @@ import microtensor as mt
 from . import activations, losses, metrics
 from .layer import Layer, weight_budget
 from .model import Input, InputLayer, Model, Sequential
-from .model_file import Archive, write_atomically
+from .model_file import Archive, ModelFileError, write_atomically
+from .optimizers import SAVED_CLASSES, saved_name
 from .symbolic import SymbolicTensor, map_structure
 
 FORMAT = "microtensor-model"
@@ -37,7 +38,7 @@ OPTIMIZER_PREFIX = "__optimizer__/"
 
 def model_config(model: Model) -> dict[str, Any]:
     """The architecture as JSON-friendly data: layers, then the calls that connect them."""
-    layers = list(model.layers)
+    layers = list(model._graph_layers)
     position = {id(node): k for k, node in enumerate(model.nodes)}
 
     def ref(item):
@@ -55,8 +56,8 @@ def model_config(model: Model) -> dict[str, Any]:
             "layers": [{"class": type(layer).__name__, "config": layer.get_config()}
                        for layer in layers],
             "nodes": nodes,
-            "inputs": map_structure(ref, model.inputs),
-            "outputs": map_structure(ref, model.outputs)}
+            "inputs": map_structure(ref, model.input),
+            "outputs": map_structure(ref, model.output)}
 
 
 def compile_config(model: Model) -> tuple[dict[str, Any] | None, dict[str, np.ndarray]]:
@@ -83,7 +84,8 @@ def compile_config(model: Model) -> tuple[dict[str, Any] | None, dict[str, np.nd
     state = optimizer.state_dict()
     hyper = {key: np.asarray(state.pop(key)).tolist() for key in optimizer.hyperparameters}
     params = None if optimizer.params is None else [names[id(p)] for p in optimizer.params]
-    record = {"optimizer": {"class": type(optimizer).__name__, "config": hyper,
+    record = {"optimizer": {"class": saved_name(optimizer) or type(optimizer).__name__,
+                            "config": hyper,
                             "parameters": params,
                             "with_state": sorted(i for i, buffers in optimizer.state.items()
                                                  if buffers)},
@@ -94,8 +96,6 @@ def compile_config(model: Model) -> tuple[dict[str, Any] | None, dict[str, np.nd
 
 def _custom_compile_objects(model: Model) -> list[str]:
     """The loss, metrics and optimizer that ``load_model`` could not find again by name."""
-    from optim.registry import OPTIMIZERS  # nn meets optim only through compile
-
     def found(lookup, wanted) -> bool:
         try:
             return lookup() is wanted
@@ -107,7 +107,7 @@ def _custom_compile_objects(model: Model) -> list[str]:
     custom += [f"metric {name!r}" for name, fn in model.compiled_metrics
                if not found(lambda name=name: metrics.get(name)[1], fn)]
     optimizer = model.optimizer
-    if type(optimizer) not in OPTIMIZERS.values():
+    if saved_name(optimizer) is None:
         custom.append(f"optimizer {type(optimizer).__name__}")
     elif optimizer.params is not None and not {id(p) for p in optimizer.params} <= {
             id(p) for p in model.parameters()}:
@@ -141,7 +141,31 @@ MAX_CONFIG_BYTES = 1 << 20  # a model of a thousand layers writes about 200 KB
 MAX_CONFIG_DEPTH = 64        # lists and dicts inside one another (a Bidirectional: about 8)
 
 
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+def check_path(path: str | os.PathLike, what: str = "save") -> None:
+    """Refuse Keras's file names: what we write is an .npz file, which Keras can't read, and a
+    file named ``model.keras`` must be one Keras can load."""
+    name = os.fspath(path)
+    if name.lower().endswith(KERAS_SUFFIXES):
+        stem = name[:name.rfind(".")].removesuffix(".weights")
+        raise ValueError(
+            f"{what}: {name!r} names a Keras file ({name[name.rfind('.'):]}), but microtensor "
+            f"can't write Keras's format; it writes its own .npz file (architecture as JSON, "
+            f"weights as arrays), which nn.load_model reads: use e.g. {stem + '.npz'!r}")
+
+
+def _refuse_keras_file(path: str | os.PathLike, what: str) -> None:
+    if os.fspath(path).lower().endswith(KERAS_SUFFIXES):
+        raise ModelFileError(
+            f"{what}: {os.fspath(path)!r} is a Keras file; microtensor reads only the .npz "
+            "files its model.save writes (to move weights from Keras: "
+            "keras_model.get_weights(), then model.set_weights(...))")
+
+
 def save_model(model: Model, path: str | os.PathLike) -> None:
+    check_path(path, f"{model.name}: save")
     if not model.built:
         raise RuntimeError(f"{model.name}: save() needs a built model")
     dtypes = sorted({str(p.dtype) for p in model.parameters()})
@@ -238,7 +262,7 @@ def _build(config: dict[str, Any]) -> Model:
     for node in config["nodes"]:
         layer = layers[node["layer"]]
         if isinstance(layer, dict):
-            results.append(Input(layer["config"]["shape"], name=layer["config"]["name"]))
+            results.append(Input(**layer["config"]))
         else:
             _check_call_keywords(layer, node["kwargs"])
             results.append(layer(map_structure(resolve, node["inputs"]),
@@ -288,9 +312,7 @@ def _compile(model: Model, record: dict[str, Any], state: dict[str, np.ndarray])
 
     Raises (KeyError, TypeError, ValueError) on anything unknown or malformed.
     """
-    from optim.registry import OPTIMIZERS
-
-    known = {cls.__name__: cls for cls in OPTIMIZERS.values()}
+    known = SAVED_CLASSES
     entry = record["optimizer"]
     if not isinstance(entry["class"], str) or entry["class"] not in known:
         raise ValueError(f"unknown optimizer class {entry['class']!r}; known: "
@@ -316,6 +338,7 @@ def load_model(path: str | os.PathLike) -> Model:
     Compiled as it was when saved (optimizer state included), or uncompiled if it wasn't.
     A damaged, truncated or foreign file raises ``nn.ModelFileError`` naming the path.
     """
+    _refuse_keras_file(path, "load_model")
     with Archive(path, "load_model") as archive:
         config = _config(archive)
         weights, optimizer_state = _split(archive.entries)
@@ -341,11 +364,26 @@ def load_model(path: str | os.PathLike) -> Model:
 
 def load_weights(model: Model, path: str | os.PathLike) -> None:
     """Load a saved model's weights into ``model``; on any mismatch ``model`` is unchanged."""
+    _refuse_keras_file(path, "load_weights")
     with Archive(path, "load_weights") as archive:
         _config(archive)
         weights, _ = _split(archive.entries)
-        _check_weights(archive, model, weights, dtype=None)
-        model.load_state_dict({name: archive.read(name) for name in weights})
+        names = _matching_names(model, weights)
+        _check_weights(archive, model, {ours: weights[theirs] for ours, theirs in names.items()},
+                       dtype=None)
+        model.load_state_dict({ours: archive.read(theirs) for ours, theirs in names.items()})
+
+
+def _matching_names(model: Model, weights: dict) -> dict[str, str]:
+    """{the model's weight name: the file's}. The same names, or, as Keras's load_weights,
+    the same layers in the same order under other names: a model built again in this
+    process gets new default names (dense_1 ...)."""
+    params = list(model.named_parameters())
+    if {name for name, _ in params} == set(weights) or model.names_by_path:
+        return {name: name for name in weights}
+    if [p.shape for _, p in params] == [shape for shape, _ in weights.values()]:
+        return {name: saved for (name, _), saved in zip(params, weights, strict=True)}
+    return {name: name for name in weights}
 
 
 def _built(archive: Archive, config: dict[str, Any], budget: int) -> Model:
@@ -373,7 +411,9 @@ def _check_weights(archive: Archive, model: Model, weights: dict, dtype) -> None
     missing, unexpected = sorted(set(params) - set(weights)), sorted(set(weights) - set(params))
     if missing or unexpected:
         raise archive.error(f"doesn't fit {model.name}: missing {missing}, unexpected "
-                            f"{unexpected}")
+                            f"{unexpected}; a model built again in the same process gets new "
+                            "default layer names (dense_1 ...): call nn.reset_names() before "
+                            "building it, or name its layers")
     for name, param in params.items():
         shape, found = weights[name]
         if shape != param.shape:

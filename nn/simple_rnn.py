@@ -48,7 +48,7 @@ class SimpleRNN(Recurrent):
 
     def cell(self, x_projected: mt.Tensor, h: mt.Tensor) -> tuple[mt.Tensor]:
         """One time step. x_projected = x_t @ kernel + bias (batch, units); h (batch, units)."""
-        z = x_projected + h @ self.recurrent_kernel
+        z = x_projected + self.recurrent_input(h) @ self.recurrent_kernel
         h = self.activation(z)
         z.name, h.name = "z", "h"  # names for the graph picture
         return (h,)

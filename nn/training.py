@@ -19,11 +19,11 @@ import microtensor as mt
 
 from . import losses
 from . import metrics as metric_functions
-from .history import History, RunningMeans
+from .callbacks import CallbackList, History, TerminateOnNaN
+from .history import RunningMeans
 from .layer import build_attempt, on_failure
 from .module import running_mode
 from .seeding import rng
-from .symbolic import flatten
 
 
 @contextmanager
@@ -59,19 +59,23 @@ class Trainable:
     def compile(self, optimizer: str | object = "adam",
                 loss: str | losses.Loss = "binary_crossentropy",
                 metrics: list | None = None, jit_compile: bool = True) -> None:
-        """Choose the optimizer (name or ``optim`` object), the loss and the metrics.
+        """Choose the optimizer, the loss and the metrics.
 
-        Everything is checked before anything changes: a compile that raises
-        leaves the model (and the optimizer it had) exactly as they were.
+        An optimizer named by a string gets Keras's defaults (``nn.optimizers.get``:
+        "rmsprop" is learning_rate=0.001, rho=0.9); an object, from ``nn.optimizers`` or
+        ``optim``, is used as it is. Everything is checked before anything changes: a
+        compile that raises leaves the model (and the optimizer it had) exactly as they were.
 
         ``jit_compile`` (Keras's name): fit, evaluate and predict trace their step once per
         batch shape and replay it as plain numpy calls (``mt.compile``); the numbers are
         eager's. ``False`` runs every step eagerly, building the graph each time.
         """
-        import optim  # nn meets optim only here
+        import optim  # nn meets optim here, and in nn.optimizers (Keras's names)
+
+        from . import optimizers
 
         if isinstance(optimizer, str):
-            optimizer = optim.get(optimizer)
+            optimizer = optimizers.get(optimizer)
         elif not isinstance(optimizer, optim.Optimizer):
             raise TypeError(f"{self.name}: compile: optimizer must be a name such as 'adam' or "
                             f"an optim optimizer, got {type(optimizer).__name__} {optimizer!r}")
@@ -123,24 +127,37 @@ class Trainable:
             self._check_optimizer_parameters(self.optimizer)
 
     # -- fit --------------------------------------------------------------------------
-    def fit(self, x: Data, y: Data, batch_size: int = 32, epochs: int = 1,
+    def fit(self, x: Data, y: Data, batch_size: int | None = None, epochs: int = 1,
+            verbose: int | str = "auto", callbacks: list | None = None,
             validation_split: float = 0.0, validation_data: tuple[Data, Data] | None = None,
-            shuffle: bool = True, verbose: int = 1,
+            shuffle: bool = True, class_weight: dict | None = None,
+            sample_weight: np.ndarray | None = None, initial_epoch: int = 0,
             seed: int | None = None) -> History:
         """Train for ``epochs`` passes over (x, y) in mini-batches; returns a ``History``.
 
-        ``validation_split`` holds out the *last* fraction of the data (before
-        shuffling), as Keras does. Same seed (``nn.set_seed`` or ``seed=``), same run.
+        Keras's arguments, in Keras's order. ``validation_split`` holds out the *last*
+        fraction of the data (before shuffling), as Keras does. ``callbacks`` are
+        ``nn.callbacks`` objects. ``class_weight`` ({class: weight}) or ``sample_weight``
+        (one weight per sample) weigh each sample's loss as Keras does,
+        sum(weight · loss) / batch size; ``metrics`` stay unweighted, as Keras's
+        ``compile(metrics=...)`` (Keras weighs only its ``weighted_metrics``).
+        Same seed (``nn.set_seed`` or ``seed=``), same run.
         """
+        options = {"batch_size": 32 if batch_size is None else batch_size,
+                   "verbose": 1 if verbose == "auto" else verbose}
         with ExitStack() as first_step:
             # Until the first step is taken, a failure takes back what this call built (the
             # model's weights, the optimizer's parameters): a corrected call starts afresh.
             first_step.enter_context(build_attempt())
-            return self._fit(x, y, batch_size, epochs, validation_split, validation_data,
-                             shuffle, verbose, seed, after_first_step=first_step.close)
+            return self._fit(x, y, epochs=epochs, callbacks=callbacks,
+                             validation_split=validation_split, validation_data=validation_data,
+                             shuffle=shuffle, class_weight=class_weight,
+                             sample_weight=sample_weight, initial_epoch=initial_epoch, seed=seed,
+                             after_first_step=first_step.close, **options)
 
-    def _fit(self, x, y, batch_size, epochs, validation_split, validation_data, shuffle,
-             verbose, seed, after_first_step: Callable[[], None]) -> History:
+    def _fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split,
+             validation_data, shuffle, class_weight, sample_weight, initial_epoch, seed,
+             after_first_step: Callable[[], None]) -> History:
         self._require_compiled("fit")
         self._require_one_output("fit")
         _check_batch_size("fit", batch_size)
@@ -152,6 +169,7 @@ class Trainable:
             raise ValueError("fit: validation_data must be a pair (x_val, y_val), got "
                              f"{_described(validation_data)}")
         x, y = self._checked_data("fit", x, y)
+        weights = sample_weights(y, class_weight, sample_weight)
         self._attach_parameters()
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}")
@@ -163,33 +181,44 @@ class Trainable:
                                  "leaves no training or no validation data")
             validation_data = (_rows(x, slice(split, None)), y[split:])
             x, y = _rows(x, slice(None, split)), y[:split]
+            weights = None if weights is None else weights[:split]
         if validation_data is not None:
             validation_data = self._checked_data("fit (validation_data)", *validation_data)
         generator = np.random.default_rng(seed) if seed is not None else rng()
-
+        callbacks = CallbackList(callbacks, self, {
+            "epochs": epochs, "batch_size": batch_size, "samples": len(y), "verbose": verbose,
+            "steps": -(-len(y) // batch_size)})
         # Kept on the model as Keras does, so the epochs done survive a fit that raises.
-        self.history = history = History()
-        history.params = {"epochs": epochs, "batch_size": batch_size, "samples": len(y)}
+        self.history = history = callbacks.history
+        self.stop_training = False
         with running_mode(training=True):
-            for epoch in range(epochs):
+            callbacks.call("on_train_begin", {})
+            logs: dict[str, float] = {}
+            for epoch in range(initial_epoch, epochs):
+                callbacks.call("on_epoch_begin", epoch, {})
                 order = generator.permutation(len(y)) if shuffle else np.arange(len(y))
                 start = time.perf_counter()
-                logs = self._train_epoch(x, y, order, batch_size, epoch, epochs, verbose,
-                                         after_first_step)
+                logs = self._train_epoch(x, y, weights, order, batch_size, epoch, epochs,
+                                         verbose, callbacks, after_first_step)
                 if validation_data is not None:
                     values = self._evaluate_logs(*validation_data, batch_size)
                     logs.update({f"val_{k}": v for k, v in values.items()})
-                history._record(epoch, logs)
                 if verbose:
                     took = time.perf_counter() - start
                     text = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
                     print(f"Epoch {epoch + 1}/{epochs} - {took:.1f}s - {text}", flush=True)
+                callbacks.call("on_epoch_end", epoch, logs)
+                if self.stop_training:
+                    break
+            callbacks.call("on_train_end", logs)
         return history
 
-    def _train_epoch(self, x, y, order, batch_size, epoch, epochs, verbose,
+    def _train_epoch(self, x, y, weights, order, batch_size, epoch, epochs, verbose,
+                     callbacks: CallbackList,
                      after_step: Callable[[], None] | None = None) -> dict[str, float]:
         batches = range(0, len(y), batch_size)
         logs = RunningMeans()
+        stop_on_nan = any(isinstance(c, TerminateOnNaN) for c in callbacks.callbacks)
         # tqdm.auto (a widget in Jupyter) only when a bar is drawn: without ipywidgets it warns
         # on import, which a notebook that imports nn or calls fit(verbose=0) should not print.
         if verbose == 1:
@@ -201,41 +230,48 @@ class Trainable:
                    disable=verbose != 1, leave=False, file=sys.stdout, dynamic_ncols=True,
                    mininterval=0.5)  # fewer frames when stdout is a log file
         for number, begin in enumerate(batches):
+            callbacks.call("on_train_batch_begin", number, {})
             index = order[begin:begin + batch_size]
-            values = self.train_step(_rows(x, index), y[index], epoch=epoch, batch=number)
+            try:
+                values = self.train_step(_rows(x, index), y[index], epoch=epoch, batch=number,
+                                         sample_weight=None if weights is None else weights[index])
+            except FloatingPointError:
+                if not stop_on_nan:
+                    raise
+                # The step was refused (weights as before it); TerminateOnNaN ends training.
+                callbacks.call("on_train_batch_end", number, {"loss": float("nan")})
+                break
             if after_step is not None:
                 after_step()
             logs.add(values, self._log_weights(values, len(index), self.output_mask))
             bar.update(1)
             bar.set_postfix({k: f"{v:.4f}" for k, v in logs.result().items()}, refresh=False)
+            callbacks.call("on_train_batch_end", number, logs.result())
+            if self.stop_training:
+                break
         bar.close()
         return logs.result()
 
-    def train_step(self, x_batch: Data, y_batch: Data, epoch: int = 0,
-                   batch: int = 0) -> dict[str, float]:
+    def train_step(self, x_batch: Data, y_batch: Data, epoch: int = 0, batch: int = 0,
+                   sample_weight: np.ndarray | None = None) -> dict[str, float]:
         """One optimisation step on one batch; returns the batch's loss and metrics.
 
         If the loss, a gradient or an updated weight is NaN or inf, raises
         FloatingPointError and leaves the weights as they were before this step.
         """
         with collector_paused():
-            return self._train_step(x_batch, y_batch, epoch, batch)
+            return self._train_step(x_batch, y_batch, epoch, batch, sample_weight)
 
-    def _train_step(self, x_batch, y_batch, epoch: int, batch: int) -> dict[str, float]:
+    def _train_step(self, x_batch, y_batch, epoch: int, batch: int,
+                    sample_weight) -> dict[str, float]:
         where = f"at epoch {epoch + 1}, batch {batch + 1}"
         if self.jit_compile:  # the same step, traced once and replayed (only .grad written)
             loss, prediction = self._step("train", self._loss_and_gradients)(
-                x_batch, y_batch, self._modes())
-            if not np.isfinite(loss.item()):
-                raise _diverged(f"the loss became {loss.item()} {where}")
+                x_batch, y_batch, sample_weight, self._modes())
         else:
-            with mt.freeing_values():  # this graph is thrown away after backward: keep only
-                prediction = self(x_batch)  # what backward reads (microtensor/speedups.py)
-            loss = self._loss_of(y_batch, prediction, self.output_mask)
-            if not np.isfinite(loss.item()):
-                raise _diverged(f"the loss became {loss.item()} {where}")
-            self.optimizer.zero_grad()
-            loss.backward()
+            loss, prediction = self._loss_and_gradients(x_batch, y_batch, sample_weight)
+        if not np.isfinite(loss.item()):  # (after backward: only .grad has changed)
+            raise _diverged(f"the loss became {loss.item()} {where}")
         params = self.optimizer.params
         if not all(np.all(np.isfinite(p.grad)) for p in params if p.grad is not None):
             raise _diverged(f"a gradient became NaN or inf {where}")
@@ -246,12 +282,13 @@ class Trainable:
         return {"loss": loss.item(),
                 **self._metric_values(y_batch, prediction.data, self.output_mask)}
 
-    def _loss_and_gradients(self, x_batch, y_batch, modes=None) -> tuple[mt.Tensor, mt.Tensor]:
+    def _loss_and_gradients(self, x_batch, y_batch, sample_weight=None,
+                            modes=None) -> tuple[mt.Tensor, mt.Tensor]:
         """The loss and the prediction; the parameters' ``.grad`` hold d loss / d parameter.
         (``modes``: see ``_modes``.)"""
         with mt.freeing_values():  # this graph is thrown away after backward: keep only
             prediction = self(x_batch)  # what backward reads (microtensor/speedups.py)
-        loss = self._loss_of(y_batch, prediction, self.output_mask)
+        loss = self._loss_of(y_batch, prediction, self.output_mask, sample_weight)
         self.optimizer.zero_grad()
         loss.backward()
         return loss, prediction
@@ -271,27 +308,43 @@ class Trainable:
     def _forward(self, x_batch, modes=None):
         return self(x_batch)
 
-    def _evaluated(self, x_batch, y_batch, modes=None):
+    def _evaluated(self, x_batch, y_batch, sample_weight=None, modes=None):
         prediction = self(x_batch)
-        return self._loss_of(y_batch, prediction, self.output_mask), prediction
+        return self._loss_of(y_batch, prediction, self.output_mask, sample_weight), prediction
 
     # -- evaluate / predict -------------------------------------------------------------
-    def evaluate(self, x: Data, y: Data, batch_size: int = 32,
-                 verbose: int = 0) -> float | list[float]:
-        """Loss (and metrics) on (x, y) without training: ``loss`` or ``[loss, *metrics]``."""
+    def evaluate(self, x: Data, y: Data, batch_size: int | None = None, verbose: int | str = 0,
+                 sample_weight: np.ndarray | None = None,
+                 return_dict: bool = False) -> float | list[float] | dict[str, float]:
+        """Loss (and metrics) on (x, y) without training: ``loss`` or ``[loss, *metrics]``,
+        or with ``return_dict=True`` a dict {"loss": ..., "accuracy": ...} as Keras."""
         self._require_compiled("evaluate")
         self._require_one_output("evaluate")
         with build_attempt():  # on an unbuilt model, a failure leaves it unbuilt
             x, y = self._checked_data("evaluate", x, y)
-            logs = self._evaluate_logs(x, y, batch_size)
-        if verbose:
+            weights = sample_weights(y, None, sample_weight)
+            logs = self._evaluate_logs(x, y, 32 if batch_size is None else batch_size, weights)
+        if verbose and verbose != "auto":
             print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
+        if return_dict:
+            return logs
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
-    def _loss_of(self, y, prediction: mt.Tensor, mask) -> mt.Tensor:
-        """The compiled loss; a masked output (padded sequences) counts unmasked steps only."""
-        return self.loss(y, prediction) if mask is None else self.loss(y, prediction, mask=mask)
+    def _loss_of(self, y, prediction: mt.Tensor, mask, sample_weight=None) -> mt.Tensor:
+        """The compiled loss; a masked output (padded sequences) counts unmasked steps only;
+        ``sample_weight`` weighs each sample's loss (built-in losses only)."""
+        options = {} if mask is None else {"mask": mask}
+        if sample_weight is not None:
+            options["sample_weight"] = sample_weight
+        try:
+            return self.loss(y, prediction, **options)
+        except TypeError as err:
+            if "sample_weight" not in str(err):
+                raise
+            raise TypeError(f"{self.name}: the loss {losses.name_of(self.loss)!r} takes no "
+                            "sample_weight; class_weight and sample_weight work with the "
+                            "built-in losses") from None
 
     def _metric_values(self, y, prediction: np.ndarray, mask) -> dict[str, float]:
         """The compiled metrics on one batch. With an output mask only the unmasked steps
@@ -311,7 +364,7 @@ class Trainable:
         metric_names = {name for name, _ in self.compiled_metrics}
         return {key: counted if key in metric_names else samples for key in values}
 
-    def _evaluate_logs(self, x, y, batch_size: int) -> dict[str, float]:
+    def _evaluate_logs(self, x, y, batch_size: int, weights=None) -> dict[str, float]:
         """Loss and metrics batch by batch, averaged as fit averages an epoch (Keras's way).
 
         With a mask this differs from one masked mean over all samples: a batch's loss is
@@ -325,9 +378,10 @@ class Trainable:
         with self._inference(graph=self.loss is losses.binary_crossentropy):
             for begin in range(0, len(y), batch_size):
                 rows = slice(begin, begin + batch_size)
+                weight = None if weights is None else weights[rows]
                 loss, prediction = (self._step("evaluate", self._evaluated)
                                     if self.jit_compile else self._evaluated)(
-                    _rows(x, rows), y[rows], self._modes())
+                    _rows(x, rows), y[rows], weight, self._modes())
                 mask = self.output_mask
                 values = {"loss": loss.item(),
                           **self._metric_values(y[rows], prediction.data, mask)}
@@ -346,10 +400,11 @@ class Trainable:
                 modes.enter_context(mt.no_grad())
             yield
 
-    def predict(self, x: Data, batch_size: int = 32,
-                verbose: int = 0) -> np.ndarray | list[np.ndarray]:
+    def predict(self, x: Data, batch_size: int | None = None,
+                verbose: int | str = 0) -> np.ndarray | list[np.ndarray]:
         """Outputs for ``x`` as a numpy array (a list of arrays for a model with several
         outputs, as Keras), computed in batches without a graph."""
+        batch_size = 32 if batch_size is None else batch_size
         _check_batch_size("predict", batch_size)
         x = _model_inputs(self, "predict", x)
         samples = len(_first(x))
@@ -374,7 +429,7 @@ class Trainable:
             raise RuntimeError(f"{what}: call model.compile(optimizer=..., loss=...) first")
 
     def _require_one_output(self, what: str) -> None:
-        outputs = len(flatten(self.outputs)) if self.built else 1  # unbuilt: a Sequential
+        outputs = len(self.outputs) if self.built else 1  # unbuilt: a Sequential
         if outputs != 1:
             raise ValueError(f"{self.name}: {what} got a model with {outputs} outputs, but fit "
                              "and evaluate train one output with one loss (predict works on "
@@ -425,6 +480,31 @@ def _diverged(what: str) -> FloatingPointError:
         "(e.g. optim.Adam(lr=1e-4)) or gradient clipping.")
 
 
+def sample_weights(y: np.ndarray, class_weight: dict | None,
+                   sample_weight) -> np.ndarray | None:
+    """One weight per sample (or per sample and step), from ``sample_weight`` or from
+    ``class_weight`` as Keras makes them: the class of a one-hot label is its argmax,
+    a class missing from the dict weighs 1."""
+    if class_weight is not None and sample_weight is not None:
+        raise ValueError("fit: give class_weight or sample_weight, not both (as Keras)")
+    if sample_weight is not None:
+        weights = np.asarray(_as_array(sample_weight), dtype=np.float64)
+        if weights.shape[:1] != y.shape[:1] or weights.shape != y.shape[:weights.ndim]:
+            raise ValueError(f"fit: sample_weight has shape {weights.shape}; expected one "
+                             f"weight per sample, shape ({len(y)},)")
+        return weights
+    if class_weight is None:
+        return None
+    labels = y
+    if labels.ndim > 2:
+        raise ValueError(f"fit: class_weight needs labels with one class per sample; y has "
+                         f"shape {y.shape} (use sample_weight for sequences)")
+    if labels.ndim == 2:
+        labels = labels[:, 0] if labels.shape[1] == 1 else np.argmax(labels, axis=1)
+    classes = np.round(labels).astype(int)
+    return np.array([float(class_weight.get(int(c), 1.0)) for c in classes])
+
+
 def _check_batch_size(what: str, batch_size: int) -> None:
     if not _whole_number(batch_size) or batch_size < 1:
         raise ValueError(f"{what}: batch_size must be a whole number >= 1, got {batch_size!r}"
@@ -465,7 +545,7 @@ def _as_array(x, what: str = "", argument: str = "x") -> np.ndarray:
 
 def _model_inputs(model, what: str, x) -> np.ndarray | list[np.ndarray]:
     """One array for a one-input model; a list of arrays, one per nn.Input, otherwise."""
-    expected = len(flatten(model.inputs)) if model.built else 1
+    expected = len(model.inputs) if model.built else 1
     several = isinstance(x, list | tuple) and x and isinstance(x[0], np.ndarray | mt.Tensor)
     if expected == 1 and not several:
         return _as_array(x, what)

@@ -8,6 +8,13 @@ For a parameter p with gradient g at step t (counted per parameter):
     v = beta2 * v + (1 - beta2) * g**2
     v_max = max(v_max, v)                     (amsgrad only; then v_max replaces v below)
     p = p - lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
+
+With ``epsilon_hat = True`` (Keras's Adam, the Adam paper's "efficient" form with ε̂)
+eps is added before the bias correction instead:
+
+    p = p - lr / (1 - beta1**t) * m / ((sqrt(v) + eps) / sqrt(1 - beta2**t))
+
+which is torch's update with eps grown by 1 / sqrt(1 - beta2**t) (31.6× at step 1).
 """
 
 from __future__ import annotations
@@ -18,14 +25,14 @@ import numpy as np
 
 from microtensor import Tensor
 
-from .optimizer import Optimizer, add_l2, buffer, finite_number, lerp
+from .optimizer import Optimizer, buffer, finite_number, lerp
 
 
 class Adam(Optimizer):
     """Adam (Kingma & Ba), exactly torch.optim.Adam's update, eps added after bias correction."""
 
     state_names = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
-    decoupled_weight_decay = False      # AdamW's switch: decay the weights, not the gradient
+    epsilon_hat = False                 # True: eps before the bias correction (Keras)
 
     def __init__(self, params: Iterable[Tensor] | None = None, lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
@@ -47,11 +54,7 @@ class Adam(Optimizer):
     def _update(self, param: np.ndarray, grad: np.ndarray,
                 state: dict) -> tuple[np.ndarray, dict]:
         beta1, beta2 = self.betas
-        if self.decoupled_weight_decay:
-            if self.weight_decay:
-                param = param * (1 - self.lr * self.weight_decay)
-        else:
-            grad = add_l2(grad, param, self.weight_decay)
+        param, grad = self._decayed(param, grad)
         step = state.get("step", 0) + 1
         exp_avg = lerp(buffer(state, "exp_avg", param), grad, 1 - beta1)
         second_moment = exp_avg_sq = lerp(buffer(state, "exp_avg_sq", param), np.square(grad),
@@ -63,8 +66,12 @@ class Adam(Optimizer):
         # One scratch array: denominator, then the step itself (out= keeps it an
         # array for 0-d parameters, so the in-place ops below work).
         update = np.sqrt(second_moment, out=np.empty_like(param))
-        update /= (1 - beta2 ** step) ** 0.5
-        update += self.eps
+        if self.epsilon_hat:
+            update += self.eps
+            update /= (1 - beta2 ** step) ** 0.5
+        else:
+            update /= (1 - beta2 ** step) ** 0.5
+            update += self.eps
         np.divide(exp_avg, update, out=update)
         update *= self.lr / (1 - beta1 ** step)
         return np.subtract(param, update, out=update), new_state

@@ -77,6 +77,9 @@ class Optimizer:
     """
 
     state_names: tuple[str, ...] = ()   # the per-parameter buffers a subclass keeps
+    # How ``weight_decay`` acts: False (torch's Adam, SGD, RMSprop) folds it into the gradient
+    # as L2; True (torch's AdamW, every Keras optimizer) shrinks the weights directly.
+    decoupled_weight_decay = False
 
     def __init__(self, params: Iterable[Tensor] | None = None, **hyper) -> None:
         self.params: list[Tensor] | None = None
@@ -183,6 +186,16 @@ class Optimizer:
         """(new values of ``param``, its new state); changes none of its arguments."""
         raise NotImplementedError
 
+    def _decayed(self, param: np.ndarray, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(param, grad) after weight decay: ``p * (1 - lr * weight_decay)`` (decoupled),
+        or ``g + weight_decay * p`` (L2 in the gradient). New arrays; the inputs stay."""
+        weight_decay = getattr(self, "weight_decay", 0.0)
+        if not self.decoupled_weight_decay:
+            return param, add_l2(grad, param, weight_decay)
+        if weight_decay:
+            param = param * (1 - self.lr * weight_decay)
+        return param, grad
+
     # -- saving --------------------------------------------------------------
     def state_dict(self) -> dict:
         """A flat dict of plain values, ready for ``np.savez`` (arrays) or JSON (the rest).
@@ -220,7 +233,7 @@ class Optimizer:
                     f"{sorted(hyper)} and state.<index>.<buffer> with buffer in "
                     f"{list(self.state_names)}")
             state.setdefault(int(index), {})[buffer_name] = self._checked_buffer(key, value)
-        checked = type(self)(**hyper)        # validates the hyperparameters, raises if bad
+        checked = self.from_hyperparameters(hyper)  # validates them, raises if bad
         for index, buffers in state.items():
             missing = sorted(set(checked.required_state()) - set(buffers))
             if missing:
@@ -231,6 +244,12 @@ class Optimizer:
         for key in hyper:
             setattr(self, key, getattr(checked, key))
         self.state = state
+
+    @classmethod
+    def from_hyperparameters(cls, hyper: dict) -> Optimizer:
+        """A new optimizer with the hyperparameters of ``hyperparameters`` (or of state_dict()),
+        checked and normalised as the constructor does."""
+        return cls(**hyper)
 
     def required_state(self) -> tuple[str, ...]:
         """The buffers every stepped parameter has, with these hyperparameters."""

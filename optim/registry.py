@@ -12,12 +12,15 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
 }
 
 
-def get(identifier: str | Optimizer) -> Optimizer:
-    """A fresh optimizer named by ``identifier`` (any case), or the optimizer itself."""
+def get(identifier: str | Optimizer,
+        table: dict[str, type[Optimizer]] | None = None) -> Optimizer:
+    """A fresh optimizer named by ``identifier`` (any case), or the optimizer itself.
+    ``table`` maps names to classes (default: optim's own, with torch's defaults)."""
+    table = OPTIMIZERS if table is None else table
     if isinstance(identifier, Optimizer):
         return identifier
     key = identifier.lower() if isinstance(identifier, str) else None
-    if key not in OPTIMIZERS:
+    if key not in table:
         raise ValueError(f"unknown optimizer {identifier!r}; known names: "
-                         f"{', '.join(sorted(OPTIMIZERS))} (or pass an optimizer instance)")
-    return OPTIMIZERS[key]()
+                         f"{', '.join(sorted(table))} (or pass an optimizer instance)")
+    return table[key]()

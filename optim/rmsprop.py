@@ -6,6 +6,9 @@
     d = sqrt(s - a**2) + eps   if centered  else  sqrt(s) + eps
     b = momentum * b + g / d;  p = p - lr * b (with momentum)
     p = p - lr * g / d                        (without)
+
+With ``eps_inside_sqrt = True`` (Keras's RMSprop) d = sqrt(s + eps) (centered:
+sqrt(s - a**2 + eps)).
 """
 
 from __future__ import annotations
@@ -16,13 +19,14 @@ import numpy as np
 
 from microtensor import Tensor
 
-from .optimizer import Optimizer, add_l2, buffer, lerp
+from .optimizer import Optimizer, buffer, lerp
 
 
 class RMSprop(Optimizer):
     """RMSprop with optional momentum and centering (torch's defaults: alpha=0.99, eps=1e-8)."""
 
     state_names = ("square_avg", "grad_avg", "momentum_buffer")
+    eps_inside_sqrt = False   # True: sqrt(s + eps), Keras's denominator
 
     def __init__(self, params: Iterable[Tensor] | None = None, lr: float = 0.01,
                  alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
@@ -41,7 +45,7 @@ class RMSprop(Optimizer):
 
     def _update(self, param: np.ndarray, grad: np.ndarray,
                 state: dict) -> tuple[np.ndarray, dict]:
-        grad = add_l2(grad, param, self.weight_decay)
+        param, grad = self._decayed(param, grad)
         square_avg = lerp(buffer(state, "square_avg", param), np.square(grad), 1 - self.alpha)
         new_state = {"square_avg": square_avg}
         if self.centered:
@@ -50,9 +54,12 @@ class RMSprop(Optimizer):
             variance = square_avg - np.square(grad_avg)
         else:
             variance = square_avg
+        if self.eps_inside_sqrt:
+            variance = variance + self.eps
         # out= keeps the denominator an array for 0-d parameters (for the in-place ops below).
         denom = np.sqrt(variance, out=np.empty_like(param))
-        denom += self.eps
+        if not self.eps_inside_sqrt:
+            denom += self.eps
         if self.momentum > 0:
             velocity = buffer(state, "momentum_buffer", param) * self.momentum
             velocity += grad / denom

@@ -14,7 +14,7 @@ import numpy as np
 
 from microtensor import Tensor
 
-from .optimizer import Optimizer, add_l2
+from .optimizer import Optimizer
 
 
 class SGD(Optimizer):
@@ -40,7 +40,7 @@ class SGD(Optimizer):
 
     def _update(self, param: np.ndarray, grad: np.ndarray,
                 state: dict) -> tuple[np.ndarray, dict]:
-        grad = add_l2(grad, param, self.weight_decay)
+        param, grad = self._decayed(param, grad)
         new_state = {}
         if self.momentum:
             velocity = state.get("momentum_buffer")

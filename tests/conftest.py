@@ -38,6 +38,21 @@ def torch():
     return _import_or_need("torch")
 
 
+def needs_keras():
+    """Keras 3 on its torch backend (reference numbers); skips locally, fails under CI."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = _import_or_need("keras")
+    if keras.backend.backend() != "torch":
+        pytest.skip(f"keras was imported with the {keras.backend.backend()} backend")
+    return keras
+
+
+@pytest.fixture(scope="session")
+def keras():
+    """The keras module on the torch backend (see ``needs_keras``)."""
+    return needs_keras()
+
+
 @pytest.fixture
 def dot_binary():
     """Path of Graphviz's `dot`; skips locally, fails under CI, if missing."""

@@ -32,8 +32,8 @@ def test_layers_in_attributes_lists_and_dicts_are_children_in_assignment_order()
     x, _ = data()
     net(x)
     names = [name for name, _ in net.named_parameters()]
-    assert names == ["rnn/kernel", "rnn/recurrent_kernel", "rnn/bias", "hidden/kernel",
-                     "hidden/bias", "out/kernel", "out/bias"]
+    assert names == ["rnn.kernel", "rnn.recurrent_kernel", "rnn.bias", "hidden.0.kernel",
+                     "hidden.0.bias", "heads.out.kernel", "heads.out.bias"]  # as torch names them
     assert net.count_params() == 4 * 4 * (2 + 4 + 1) + (4 * 3 + 3) + (3 + 1)
     assert list(net.state_dict()) == names
 
@@ -72,7 +72,7 @@ def test_a_module_shared_twice_counts_once():
 
     net = Twice()
     net(np.ones((1, 2), np.float32))
-    assert [name for name, _ in net.named_parameters()] == ["shared/kernel", "shared/bias"]
+    assert [name for name, _ in net.named_parameters()] == ["dense.kernel", "dense.bias"]
 
 
 def test_an_optimizer_given_no_parameters_says_to_call_the_model_first():
@@ -94,7 +94,7 @@ def test_a_model_subclass_finds_its_layers_and_predicts():
     model = Subclassed()
     x = np.ones((5, 3), np.float32)
     assert model.predict(x).shape == (5, 1)
-    assert [name for name, _ in model.named_parameters()] == ["dense/kernel", "dense/bias"]
+    assert [name for name, _ in model.named_parameters()] == ["dense.kernel", "dense.bias"]
 
 
 def test_fit_on_a_model_subclass_says_to_use_a_pytorch_style_loop():

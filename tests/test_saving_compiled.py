@@ -105,7 +105,7 @@ def test_a_model_compiled_but_not_trained_loads_compiled(tmp_path):
     model = compiled("sgd")
     model.save(tmp_path / "model.npz")
     loaded = nn.load_model(tmp_path / "model.npz")
-    assert type(loaded.optimizer) is optim.SGD and loaded.optimizer.state == {}
+    assert type(loaded.optimizer) is nn.optimizers.SGD and loaded.optimizer.state == {}
     train(loaded, epochs=1)
 
 

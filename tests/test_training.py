@@ -365,8 +365,9 @@ def test_fit_before_compile_says_to_compile():
 
 # -- compile ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, cls", [("adam", optim.Adam), ("sgd", optim.SGD),
-                                       ("rmsprop", optim.RMSprop), ("Adam", optim.Adam)])
+@pytest.mark.parametrize("name, cls", [("adam", nn.optimizers.Adam), ("sgd", nn.optimizers.SGD),
+                                       ("rmsprop", nn.optimizers.RMSprop),
+                                       ("Adam", nn.optimizers.Adam)])
 def test_compile_accepts_optimizer_names(name, cls):
     model = small_model(optimizer=name)
     assert type(model.optimizer) is cls
