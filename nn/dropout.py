@@ -20,6 +20,14 @@ def dropout(x: np.ndarray, rate: float):
     return x * scale, lambda g: (g * scale,)
 
 
+def dropout_mask(shape: tuple[int, ...], rate: float, dtype: np.dtype, generator=None):
+    """An op without inputs: a fresh mask of ``shape``, 0 with probability ``rate``, else
+    1 / (1 - rate), from ``generator`` (or nn.set_seed's). Drawn in its forward, so a
+    compiled step draws anew each call."""
+    keep = (generator or seeding.rng()).random(shape) >= rate
+    return keep.astype(dtype) / np.asarray(1.0 - rate, dtype=dtype), lambda g: ()
+
+
 class Dropout(Layer):
     """Inverted dropout, as Keras and PyTorch: each value is zeroed with probability
     ``rate`` and the kept ones are multiplied by 1 / (1 - rate), so the expected

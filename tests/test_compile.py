@@ -42,6 +42,9 @@ KINDS = {
     "Embedding, masked": (lambda: [nn.Embedding(10, 4, mask_zero=True), nn.LSTM(3),
                                    nn.Dense(1, activation="sigmoid")], (STEPS,),
                           lambda rng: tokens(rng, padded=True)),
+    "LSTM, dropout and recurrent_dropout": (
+        lambda: [nn.LSTM(4, dropout=0.3, recurrent_dropout=0.3), nn.Dense(1, activation="sigmoid")],
+        (STEPS, FEATURES), sequences),
     "Dropout": (lambda: [nn.Dense(8, activation="relu"), nn.Dropout(0.5),
                          nn.Dense(1, activation="sigmoid")], (FEATURES,),
                 lambda rng: rng.normal(size=(BATCH, FEATURES))),
