@@ -265,13 +265,21 @@ class Trainable:
     def _train_step(self, x_batch, y_batch, epoch: int, batch: int,
                     sample_weight) -> dict[str, float]:
         where = f"at epoch {epoch + 1}, batch {batch + 1}"
-        if self.jit_compile:  # the same step, traced once and replayed (only .grad written)
-            loss, prediction = self._step("train", self._loss_and_gradients)(
-                x_batch, y_batch, sample_weight, self._modes())
+        if self.jit_compile:  # the same step, traced once and replayed (only .grad written);
+            # a loss or gradient that overflows is reported below, not by numpy's warnings
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                loss, prediction = self._step("train", self._loss_and_gradients)(
+                    x_batch, y_batch, sample_weight, self._modes())
+            if not np.isfinite(loss.item()):
+                raise _diverged(f"the loss became {loss.item()} {where}")
         else:
-            loss, prediction = self._loss_and_gradients(x_batch, y_batch, sample_weight)
-        if not np.isfinite(loss.item()):  # (after backward: only .grad has changed)
-            raise _diverged(f"the loss became {loss.item()} {where}")
+            with mt.freeing_values():  # this graph is thrown away after backward: keep only
+                prediction = self(x_batch)  # what backward reads (microtensor/speedups.py)
+            loss = self._loss_of(y_batch, prediction, self.output_mask, sample_weight)
+            if not np.isfinite(loss.item()):
+                raise _diverged(f"the loss became {loss.item()} {where}")
+            self.optimizer.zero_grad()
+            loss.backward()
         params = self.optimizer.params
         if not all(np.all(np.isfinite(p.grad)) for p in params if p.grad is not None):
             raise _diverged(f"a gradient became NaN or inf {where}")
