@@ -5,7 +5,8 @@
 
 For each: the summary, the weights split into the gates i | f | c | o, one
 input walked through the gate equations of the first step by hand (numpy)
-and checked against the layer's own output, and the fully unrolled graph.
+and checked against the layer's own output, and the graph: every op of one
+step (the cell), and for more steps one box per step with its equations.
 Nothing is trained: the freshly initialised weights are what is shown.
 
     python demos/anatomy.py               # a few seconds
@@ -169,8 +170,8 @@ def print_wide_step(t: int, x_t: np.ndarray, h: np.ndarray, c: np.ndarray, parts
 
 
 def dissect(units: int, timesteps: int, features: int, stem: str, rng: np.random.Generator,
-            out: str) -> str:
-    """Everything for one case; returns the path of its rendered graph."""
+            out: str) -> list[str]:
+    """Everything for one case; returns the paths of its rendered graphs."""
     title = f"LSTM({units}) on input ({timesteps}, {features})"
     print(f"\n{'#' * 78}\n# {title}\n{'#' * 78}\n")
     model = lstm_model(units, timesteps, features)
@@ -191,11 +192,21 @@ def dissect(units: int, timesteps: int, features: int, stem: str, rng: np.random
           f"{vector(output.data[0])}: the same numbers.")
 
     ops = sum(t.op is not None for t in mt.topological_order(output))
-    graph = mt.draw_graph(output, max_steps=None)  # small enough to draw every step
+    # Pictures sized for a page (at most ~1,100 pt wide), laid out top to bottom: one step
+    # as the cell, every op; more steps as the textbook unroll, one box per step.
+    level = "op" if timesteps == 1 else "step"
+    graph = mt.draw_graph(output, max_steps=None, level=level, rankdir="TB")
     path = common.render_graph(graph, os.path.join(out, stem))
-    print(f"\nIts graph, all {timesteps} step{'s' if timesteps > 1 else ''} unrolled "
-          f"({ops} op nodes): {path}")
-    return path
+    what = "every op of its one step" if level == "op" else f"one box per step, all {timesteps}"
+    print(f"\nIts graph ({ops} op nodes), {what}: {path}")
+    paths = [path]
+    if timesteps > 1:  # and its cell: the first step alone, same weights, every op
+        cell = lstm_model(units, 1, features)
+        cell.set_weights(model.get_weights())
+        graph = mt.draw_graph(cell(x[:, :1]), level="op", rankdir="TB")
+        paths.append(common.render_graph(graph, os.path.join(out, f"{stem}_cell")))
+        print(f"Its cell, the first step with every op and each gate labelled: {paths[-1]}")
+    return paths
 
 
 def cases_asked(units: int | None, timesteps: int | None, features: int | None) -> list[tuple]:
@@ -221,8 +232,8 @@ def main() -> None:
                              features=(int, None, size_help.format("features of the input")))
     nn.set_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    files = [dissect(*case, rng, args.out)
-             for case in cases_asked(args.units, args.timesteps, args.features)]
+    files = [path for case in cases_asked(args.units, args.timesteps, args.features)
+             for path in dissect(*case, rng, args.out)]
     common.finish(files)
 
 

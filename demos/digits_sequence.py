@@ -110,10 +110,11 @@ def main() -> None:
     steps = x_train.shape[1]
     max_steps = args.graph_steps if args.graph_steps < steps - 1 else None
     with common.quiet_elision_warnings():
-        graph = mt.draw_graph(loss, max_steps=max_steps)
+        graph = mt.draw_graph(loss, max_steps=max_steps, level="step")
     shown = (f"keeps the first {max_steps} steps and the last one (--graph-steps {steps} "
              "draws all)" if max_steps is not None else f"draws all {steps} steps")
-    print(f"\nThe graph of one forward pass + loss on 2 images; the picture {shown}.")
+    print(f"\nThe graph of one forward pass + loss on 2 images, one box per step; the picture "
+          f"{shown}.")
     files.append(common.render_graph(graph, os.path.join(args.out, "digits_sequence_graph")))
     common.finish(files)
 

@@ -113,11 +113,12 @@ def main() -> None:
                                  os.path.join(args.out, "seed_model_training.png"),
                                  "seed model vs order-blind baseline")]
     loss = nn.losses.binary_crossentropy(y_test[:2], model(x_test[:2]))
-    with common.quiet_elision_warnings():
-        graph = mt.draw_graph(loss, max_steps=3)
-    print("\nThe graph of one forward pass is ~1,600 op nodes; the picture keeps the first 3 "
-          "steps and the last one of each LSTM.")
+    graph = mt.draw_graph(loss, level="step", max_steps=2)
+    print("\nThe graph of one forward pass is ~1,600 op nodes; the picture draws one box per "
+          "time step with its equations, the first 2 steps and the last one of each LSTM.")
     files.append(common.render_graph(graph, os.path.join(args.out, "seed_model_graph")))
+    files.append(common.render_graph(model.draw(level="layer"),
+                                     os.path.join(args.out, "seed_model_layers")))
     model.save(os.path.join(args.out, "seed_model.npz"))
     files.append(os.path.join(args.out, "seed_model.npz"))
     common.finish(files)

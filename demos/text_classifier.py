@@ -180,9 +180,9 @@ def main() -> None:
     sample[0, :4], sample[1, :6] = encode("(a))")[0], encode("(()())")[0]
     loss = nn.losses.binary_crossentropy(np.array([[0.0], [1.0]]), main_model(sample))
     with common.quiet_elision_warnings():
-        graph = mt.draw_graph(loss, max_steps=3)
+        graph = mt.draw_graph(loss, max_steps=3, level="step")
     print("\nThe graph of one forward pass: steps past the longest string are skipped (all "
-          "padding); the picture keeps the first 3 steps and the last.")
+          "padding); the picture draws one box per step, the first 3 and the last.")
     files.append(common.render_graph(graph, os.path.join(args.out, "text_classifier_graph")))
     path = os.path.join(args.out, "text_classifier.npz")
     main_model.save(path)

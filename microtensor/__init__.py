@@ -37,7 +37,8 @@ from .speedups import freeing_intermediates, freeing_values, plain_engine
 from .tensor import Tensor, topological_order
 
 __all__ = [
-    "FreedValueError", "GradcheckError", "GraphvizNotFoundError", "ShapeError", "Tensor",
+    "FreedValueError", "GradcheckError", "GraphvizNotFoundError", "GraphvizTimeoutError",
+    "ShapeError", "Tensor",
     "clip", "concatenate", "draw_graph", "enable_grad", "exp", "freeing_intermediates",
     "freeing_values", "get_default_dtype", "gradcheck", "is_grad_enabled", "log",
     "log_softmax", "logsumexp", "matmul", "maximum", "no_grad", "plain_engine", "relu", "scope",
@@ -53,7 +54,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str):
     """Drawing loads graphviz (and graph.py) only when first asked for."""
-    if name in ("draw_graph", "GraphvizNotFoundError"):
+    if name in ("draw_graph", "GraphvizNotFoundError", "GraphvizTimeoutError"):
         from . import graph
         return getattr(graph, name)
     raise AttributeError(f"module 'microtensor' has no attribute {name!r}")

@@ -38,7 +38,8 @@ class Tensor:
     """
 
     __slots__ = ("data", "grad", "requires_grad", "op", "parents", "_backward", "name",
-                 "scope", "step", "_retain_grad")
+                 "scope", "step", "_retain_grad",
+                 "op_args")  # the op's constants (pow's exponent, an index), set by apply
     # numpy hands `ndarray * Tensor` to Tensor.__rmul__ instead of looping over our elements.
     __array_ufunc__ = None
 
@@ -542,6 +543,8 @@ def apply(op: Callable, *inputs, **constants) -> Tensor:
         raise ShapeError(f"{op.__name__}: shapes {shapes} can't be broadcast together (numpy "
                          "rules: trailing axes must be equal or 1)") from None
     result = Tensor._from_op(out, op.__name__, inputs, backward)
+    if constants:  # for the graph's labels: pow(·, 2), z[:, 3:6]
+        result.op_args = constants
     if state.tracer is not None:  # inside mt.compile's first call: write the op down
         state.tracer.op(op, inputs, constants, result)
     return result

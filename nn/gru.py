@@ -75,7 +75,9 @@ class GRU(GatedRecurrent):
         time-major: (timesteps, batch, 3·units)."""
         if not (self.use_bias and self.reset_after):
             return super().project_inputs(x)
-        return x.transpose(1, 0, 2) @ self.kernel + self.bias[0]
+        projected = self.time_major(x) @ self.kernel + self.bias[0]
+        projected.name = "x_proj"
+        return projected
 
     def cell(self, x_projected: mt.Tensor, h: mt.Tensor) -> tuple[mt.Tensor]:
         """One time step. x_projected = x_t @ kernel + input bias (batch, 3·units);
@@ -86,6 +88,7 @@ class GRU(GatedRecurrent):
             hu = h_in @ self.recurrent_kernel
             if self.use_bias:
                 hu = hu + self.bias[1]
+            hu.name = "hu"
             hu_z, hu_r, hu_h = hu[self._z], hu[self._r], hu[self._h]
         else:
             # The candidate's part of the product waits for r.

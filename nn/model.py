@@ -226,8 +226,9 @@ class Model(Trainable, Module):
 
     def draw(self, x=None, y=None, level: str = "op", **options):
         """A Graphviz picture: ``level="layer"`` the layer graph with shapes (like Keras's
-        plot_model), ``level="op"`` the unrolled op graph of one forward pass (on ``x``, or one
-        sample of zeros) and of the loss when ``y`` is given. See ``mt.draw_graph``."""
+        plot_model), ``level="step"`` one box per time step with its equations, ``level="op"``
+        the unrolled op graph of one forward pass (on ``x``, or one sample of ones) and of the
+        loss when ``y`` is given. See ``mt.draw_graph``."""
         from .plot import draw_model
         return draw_model(self, x, y, level=level, **options)
 

@@ -39,7 +39,9 @@ def draw_layers(model, rankdir: str = "TB") -> graphviz.Digraph:
 
 
 def draw_model(model, x=None, y=None, level: str = "op", loss=None, **options) -> graphviz.Digraph:
-    """``level="layer"``: the layer graph. ``level="op"``: the op graph of one forward pass on
+    """``level="layer"``: the layer graph. ``level="step"``: one box per time step of each
+    recurrent layer with its equations (``mt.draw_graph(level="step")``), top to bottom.
+    ``level="op"``: the op graph of one forward pass on
     ``x`` (default: one sample of ones shaped like the input), and of the loss if ``y`` is given.
     ``options`` go to ``mt.draw_graph`` (max_steps, group, show_shapes, rankdir, show_values...).
     With ``show_values=True`` and ``y``, a backward pass (keeping every gradient) runs first so
@@ -50,8 +52,10 @@ def draw_model(model, x=None, y=None, level: str = "op", loss=None, **options) -
             raise TypeError(f"{model.name}: draw(level='layer') takes rankdir only; "
                             f"{', '.join(op_only)} belong to level='op'")
         return draw_layers(model, **options)
-    if level != "op":
-        raise ValueError(f"{model.name}: draw(level=...) takes 'layer' or 'op', got {level!r}")
+    if level not in ("op", "step"):
+        raise ValueError(f"{model.name}: draw(level=...) takes 'layer', 'step' or 'op', "
+                         f"got {level!r}")
+    options["level"] = level
     if x is None:
         shapes = [t.shape for t in flatten(model.inputs)]
         # One sample of ones (zeros would be all padding to Embedding(mask_zero=True), and no

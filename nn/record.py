@@ -26,7 +26,8 @@ from .inspect import parameter_grads_restored
 
 Key = tuple[str, int | None]  # (name, step)
 # The order in which the layers' equations compute their named tensors (others follow).
-_EQUATION_ORDER = ["x @ kernel", "z", "r", "i", "f", "c_hat", "h_hat", "o", "c", "h", "output"]
+_EQUATION_ORDER = ["x_proj", "x @ kernel", "hu", "z", "r", "i", "f", "c_hat", "h_hat", "o", "c",
+                   "h", "output"]
 
 
 class Record:

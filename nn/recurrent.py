@@ -138,11 +138,18 @@ class Recurrent(Layer):
     def project_inputs(self, x: mt.Tensor) -> mt.Tensor:
         """x_t @ kernel + bias for every t in one product; time-major, so step t is one block.
         x (batch, timesteps, features) -> (timesteps, batch, gate_count·units)."""
-        time_major = x.transpose(1, 0, 2)
-        if not time_major.requires_grad:  # data, drawn as such: say which data it is
-            time_major.name = f"{x.name or 'input'}, time-major"
-        projected = time_major @ self.kernel
-        return projected + self.bias if self.use_bias else projected
+        projected = self.time_major(x) @ self.kernel
+        projected = projected + self.bias if self.use_bias else projected
+        projected.name = "x_proj"  # the graph writes step t's slice as x_proj[t-1]
+        return projected
+
+    @staticmethod
+    def time_major(x: mt.Tensor) -> mt.Tensor:
+        """x (batch, timesteps, features) -> (timesteps, batch, features), named for the graph
+        in plain words (and after the data it comes from, when that has a name)."""
+        steps = x.transpose(1, 0, 2)
+        steps.name = f"{x.name or 'x'} as time steps: (T, batch, features)"
+        return steps
 
     def forward(self, x: mt.Tensor, initial_state=None, mask=None, training: bool | None = None):
         """x (batch, timesteps, features) -> see the class docstring.

@@ -132,13 +132,17 @@ def test_anatomy_walks_lstm1_by_the_textbook_equations(tmp_path, dot_binary):
 
 def test_anatomy_draws_every_step_unelided(tmp_path, dot_binary):
     stdout = succeeded(run_demo("anatomy", "--out", str(tmp_path)))
-    small, large = tmp_path / "anatomy_lstm1x1.svg", tmp_path / "anatomy_lstm3_4x2.svg"
-    assert files_line(stdout) == f"Files written: {small}, {large}"
+    small, large, cell = (tmp_path / f"anatomy_{stem}.svg"
+                          for stem in ("lstm1x1", "lstm3_4x2", "lstm3_4x2_cell"))
+    assert files_line(stdout) == f"Files written: {small}, {large}, {cell}"
     graph = large.read_text()
     assert "elided" not in graph
     assert all(f"lstm · t={t}" in graph for t in range(1, 5))  # t = 1..T, as printed
     assert graph.count("sigmoid") >= 3 * 4  # three sigmoid gates in each of the 4 steps
+    assert "c = f * c_3 + i * c_hat" in graph  # step 4's equations, from the ops
     assert "lstm · t=1" in small.read_text()
+    assert all(f"z[:, {a}:{a + 3}] → {gate}" in cell.read_text()
+               for a, gate in zip((0, 3, 6, 9), ("i", "f", "c_hat", "o"), strict=True))
 
 
 @pytest.mark.parametrize("demo, blocked, package", [
@@ -162,7 +166,8 @@ def test_anatomy_dissects_any_size_the_seeds_lstm10_on_13x5(tmp_path, dot_binary
     assert "4 gates × 10 units × (5 inputs + 10 recurrent + 1 bias) = 640" in stdout
     assert "x_1 @ kernel[:, 10:20]" in stdout and "bias[30:40]" in stdout  # f and o slices
     assert "h_13 =" in stdout and stdout.count("the same numbers") == 1
-    assert max(len(line) for line in stdout.splitlines()) < 160  # not the 300-column tables
+    # not the 300-column tables (lines naming the files written are as long as tmp_path)
+    assert max(len(line) for line in stdout.splitlines() if str(tmp_path) not in line) < 160
     assert (tmp_path / "anatomy_lstm10_13x5.svg").exists()
 
 

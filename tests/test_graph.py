@@ -175,7 +175,7 @@ def test_scalar_constants_are_folded_into_the_op_label():
     loss = (1 - mt.sigmoid(w) * 0.5).sum()
     dot = parse(mt.draw_graph(loss).source)
     assert sorted(dot.label[key] for key in dot.ops()) == [
-        r"loss: sum\nscalar", r"mul(·, 0.5)\n(3,)", r"sigmoid\n(3,)", r"sub(1, ·)\n(3,)"]
+        r"loss: sum\nscalar", r"mul(·, 0.5)\n(3,)", r"sigmoid(w)\n(3,)", r"sub(1, ·)\n(3,)"]
     assert len(dot.kind) == 5  # w and the four ops: no nodes for 1 and 0.5
 
 

@@ -224,5 +224,5 @@ def test_the_op_graph_says_which_data_enters_a_recurrent_layer():
     steps = nn.Input((5, 2), name="steps")
     model = nn.Model(steps, nn.Bidirectional(nn.LSTM(3), name="bi")(steps))
     source = model.draw(max_steps=1).source
-    assert 'label="steps, time-major (5, 1, 2)"' in source
-    assert 'label="steps, reversed, time-major (5, 1, 2)"' in source
+    assert 'label="steps as time steps:\\n(T, batch, features) (5, 1, 2)"' in source
+    assert 'label="steps, reversed as time steps:\\n(T, batch, features) (5, 1, 2)"' in source

@@ -72,7 +72,7 @@ def test_intermediate_gradients_need_retain_grads_and_say_so():
     loss.backward()
     source = mt.draw_graph(loss, show_values=True).source
     assert "call backward(retain_grads=True) to see them" in source
-    h = node_labelled(labels(source), "h = mul")
+    h = node_labelled(labels(source), "h = o * ·")
     assert row(h, "data") is not None and row(h, "grad") is None
 
 
@@ -88,7 +88,7 @@ def test_retained_gradients_are_shown_on_every_op():
     assert ops and all(row(label, "grad") is not None for label in ops)
     assert "freed" not in graph.source
     # d loss / d h = 2 (h - y), worked out by hand from the printed value of h.
-    h_label = node_labelled(found, "h = mul")
+    h_label = node_labelled(found, "h = o * ·")
     [h_value], [h_grad] = numbers(row(h_label, "data")), numbers(row(h_label, "grad"))
     assert h_value == pytest.approx(h.item(), rel=1e-3)
     assert h_grad == pytest.approx(2 * (h.item() - 0.25), rel=1e-3)
