@@ -179,8 +179,9 @@ def _fill(template: str, values: list[str], named: dict[str, str]) -> str:
 
 
 def _identifier(text: str) -> str:
-    """``text`` as a Python name: each run of other characters becomes one underscore."""
-    return re.sub(r"\W+", "_", text).strip("_")
+    """``text`` as a Python name: each run of other characters becomes one underscore; a
+    remark in parentheses or after a comma is left out."""
+    return re.sub(r"\W+", "_", re.split(r"[(,]", text)[0]).strip("_")
 
 
 def _constant(value: np.ndarray) -> str:

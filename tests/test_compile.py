@@ -215,7 +215,7 @@ def test_the_program_of_an_lstm_prints_as_forward_then_backward_lines():
     lines = step.source.splitlines()
     assert len(lines) < 80  # fits on a screen
     for line in ["f_1 = sigmoid(z_1[:, 1:2])", "c_2 = f_2 * c_1 + i_2 * c_hat_2",
-                 "h_2 = o_2 * tanh(c_2)", "z_2 = t7[1] + h_1 @ lstm_recurrent_kernel",
+                 "h_2 = o_2 * tanh(c_2)", "z_2 = x_proj[1] + h_1 @ lstm_recurrent_kernel",
                  "dz_2[:, 1:2] += df_2 * f_2 * (1 - f_2)",
                  "dc_1 += dh_1 * o_1 * (1 - tanh(c_1) ** 2)",
                  "dh_1 = dz_2 @ lstm_recurrent_kernel.T",
