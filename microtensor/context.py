@@ -19,8 +19,9 @@ import numpy as np
 class _ThreadState(threading.local):
     # Class attributes are each new thread's starting values.
     grad_enabled: bool = True
-    scope: str | None = None  # name of the layer currently running, e.g. "lstm1"
-    step: int | None = None  # time step inside a recurrent layer
+    # (scope, step): the name of the layer running, e.g. "lstm1", and the time step inside
+    # a recurrent layer; one tuple, handed as it is to every tensor made meanwhile
+    where: tuple[str | None, int | None] = (None, None)
     free_values: bool = False  # speedups.freeing_values(): drop values no backward needs
     plain_engine: bool = False  # speedups.plain_engine(): none of that module's machinery
     tracer = None  # compile.Tracer: inside mt.compile's first call, it writes the ops down
@@ -123,12 +124,13 @@ class scope:  # noqa: N801 - used like a function: `with mt.scope("lstm1"):`
         self._previous: list[tuple] = []  # a stack: the same scope object may be re-entered
 
     def __enter__(self) -> None:
-        self._previous.append((state.scope, state.step))
+        scope, step = state.where
+        self._previous.append(state.where)
         if self.name is not None:
-            state.scope = self.name
-            state.step = None
+            scope, step = self.name, None
         if self.step is not None:
-            state.step = self.step
+            step = self.step
+        state.where = (scope, step)
 
     def __exit__(self, *exc_info) -> None:
-        state.scope, state.step = self._previous.pop()
+        state.where = self._previous.pop()

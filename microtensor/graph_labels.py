@@ -61,7 +61,7 @@ def slice_start(tensor: Tensor) -> int:
 
 def _op_arg(tensor: Tensor, name: str):
     """A constant the op was called with (``exponent``, ``index``), or None."""
-    return getattr(tensor, "op_args", {}).get(name)
+    return tensor.op_args.get(name)
 
 
 def _format(op: str, tensor: Tensor, args: list[tuple[str, int]]) -> tuple[str, int]:

@@ -25,6 +25,7 @@ from .ops import Axis, reduced_axes, unbroadcast
 from .speedups import GradientSum, freed_message, is_freed, note_made
 
 Backward = Callable[[np.ndarray], tuple]
+_NO_ARGS: dict = {}  # op_args of a tensor whose op took no constants (never changed)
 TensorLike = "Tensor | np.ndarray | float"  # what ops take: numbers and arrays become constants
 
 
@@ -33,13 +34,13 @@ class Tensor:
 
     ``data`` is the numpy array; ``grad`` is filled by ``backward()`` (same
     shape as ``data``). ``op`` names the op that made the tensor (None for a
-    leaf) and ``parents`` are its inputs. ``scope``/``step`` record the layer
-    and time step that were running when it was made (see ``mt.scope``).
+    leaf), ``op_args`` holds the op's constants (pow's exponent, an index) and
+    ``parents`` are its inputs. ``scope``/``step`` record the layer and time
+    step that were running when it was made (see ``mt.scope``).
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "op", "parents", "_backward", "name",
-                 "scope", "step", "_retain_grad",
-                 "op_args")  # the op's constants (pow's exponent, an index), set by apply
+    __slots__ = ("data", "grad", "requires_grad", "op", "op_args", "parents", "_backward",
+                 "name", "where", "_retain_grad")
     # numpy hands `ndarray * Tensor` to Tensor.__rmul__ instead of looping over our elements.
     __array_ufunc__ = None
 
@@ -67,12 +68,12 @@ class Tensor:
         self.data = data
         self.grad: np.ndarray | None = None
         self.op = op
+        self.op_args = _NO_ARGS
         self.parents = parents
         self._backward = backward
         self.requires_grad = bool(requires_grad)
         self.name = name
-        self.scope = state.scope
-        self.step = state.step
+        self.where = state.where  # (scope, step)
         self._retain_grad = False
 
     @staticmethod
@@ -144,6 +145,16 @@ class Tensor:
 
     def zero_grad(self) -> None:
         self.grad = None
+
+    @property
+    def scope(self) -> str | None:
+        """The layer that made this tensor (``mt.scope(name)``), e.g. "lstm1"."""
+        return self.where[0]
+
+    @property
+    def step(self) -> int | None:
+        """The time step that made it, inside a recurrent layer (``mt.scope(step=t)``)."""
+        return self.where[1]
 
     # -- plain array facts -------------------------------------------------------------
     @property

@@ -97,8 +97,7 @@ def _fresh_state():
     yield
     mt.set_default_dtype(np.float32)
     mt.context.state.grad_enabled = True
-    mt.context.state.scope = None
-    mt.context.state.step = None
+    mt.context.state.where = (None, None)
 
 
 @pytest.fixture
