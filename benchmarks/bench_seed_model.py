@@ -12,6 +12,7 @@ gradients, Adam step and predictions from the same weights.
 
     python benchmarks/bench_seed_model.py            # full run
     python benchmarks/bench_seed_model.py --quick    # smoke run, few rounds
+    python benchmarks/bench_seed_model.py --no-busy  # without the one-core-busy pass
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import argparse
 import contextlib
 import functools
 import gc
+import multiprocessing
 import os
 import platform
 import statistics
@@ -50,7 +52,7 @@ class MicrotensorSeedModel:
     """
 
     def __init__(self, weights: list[np.ndarray], lr: float = 1e-3, timesteps: int = TIMESTEPS,
-                 mode: str = "fit", modules: dict | None = None):
+                 mode: str = "fit", modules: dict | None = None, jit_compile: bool = True):
         with previous_engine.using(modules) if modules else contextlib.nullcontext():
             import microtensor as mt
             import nn
@@ -75,18 +77,26 @@ class MicrotensorSeedModel:
             self.model = nn.Model(inputs=inp, outputs=x)
             self.model.set_weights(weights)
             self.optimizer = optim.Adam(self.model.parameters(), lr=lr)
-            self.model.compile(optimizer=self.optimizer, loss="binary_crossentropy")
+            settings = {} if modules else {"jit_compile": jit_compile}  # the previous engine
+            self.model.compile(optimizer=self.optimizer, loss="binary_crossentropy", **settings)
             self.freeing = getattr(mt, "freeing_values", contextlib.nullcontext)
+            if mode == "compiled":
+                self.compiled_step = mt.compile(self._loop_step)
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
         if self.mode == "fit":
             return self.model.train_step(x, y)["loss"]
+        if self.mode == "compiled":
+            return self.compiled_step(x, y).item()
+        return self._loop_step(x, y).item()
+
+    def _loop_step(self, x: np.ndarray, y: np.ndarray):
         with self.freeing() if self.mode == "loop, freeing" else contextlib.nullcontext():
             loss = self._loss(x, y)
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
-        return loss.item()
+        return loss
 
     def _loss(self, x: np.ndarray, y: np.ndarray):
         mt = self.mt
@@ -109,6 +119,7 @@ class MicrotensorSeedModel:
 # -- which implementations can run here ---------------------------------------------------
 
 MAIN_ROW = "microtensor, fit's step"
+COMPILED_ROW = "microtensor compiled step (mt.compile of the loop)"
 
 
 def implementations(use_torch: bool, previous: str | None) -> dict[str, Callable]:
@@ -122,6 +133,9 @@ def implementations(use_torch: bool, previous: str | None) -> dict[str, Callable
         _ = (nn.Input, nn.LSTM, nn.Dense, nn.Model, nn.losses.binary_crossentropy, optim.Adam,
              mt.set_default_dtype, mt.freeing_values)
         factories[MAIN_ROW] = MicrotensorSeedModel
+        factories[COMPILED_ROW] = functools.partial(MicrotensorSeedModel, mode="compiled")
+        factories["microtensor, fit's step, jit_compile=False"] = functools.partial(
+            MicrotensorSeedModel, jit_compile=False)
         factories["microtensor, loop keeping every value"] = functools.partial(
             MicrotensorSeedModel, mode="loop")
         factories["microtensor, loop in freeing_values()"] = functools.partial(
@@ -279,9 +293,30 @@ def measure(models: dict, batch_sizes: list[int], rounds: int,
     return samples
 
 
+def _spin(parent: int) -> None:
+    """Keep one core busy until told to stop, or until the benchmark is gone (killed)."""
+    while os.getppid() == parent:
+        for _ in range(100_000):
+            pass
+
+
+@contextlib.contextmanager
+def one_core_busy():
+    """Another process keeps one core busy meanwhile (a pure-Python loop)."""
+    spinner = multiprocessing.Process(target=_spin, args=(os.getpid(),), daemon=True)
+    spinner.start()
+    try:
+        time.sleep(0.5)
+        yield
+    finally:
+        spinner.terminate()
+        spinner.join()
+
+
 def peak_step_memory(model, x: np.ndarray, y: np.ndarray) -> float:
     """Peak MB newly allocated (as tracemalloc sees it) during one training step."""
-    model.train_step(x, y)  # so the optimizer state already exists
+    for _ in range(3):  # the optimizer state exists, a compiled step replays
+        model.train_step(x, y)
     gc.collect()
     tracemalloc.start()
     model.train_step(x, y)
@@ -324,6 +359,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pause", type=float, default=0.2,
                         help="seconds of idle before each timed call (default 0.2; see measure)")
     parser.add_argument("--no-torch", action="store_true", help="leave out the torch rows")
+    parser.add_argument("--busy", action=argparse.BooleanOptionalAction, default=True,
+                        help="time everything again with one core kept busy (default: on)")
     parser.add_argument("--previous", default=PREVIOUS_ENGINE,
                         help=f"commit of the engine to compare with (default {PREVIOUS_ENGINE},"
                              " the last one before every value was kept); '' for none")
@@ -344,6 +381,19 @@ def main(argv: list[str] | None = None) -> None:
     print_table(samples, list(models), columns)
 
     print(f"({load_average()} after timing)")
+
+    if args.busy:
+        with one_core_busy():
+            busy = measure(models, batch_sizes, rounds, args.pause)
+        print("\nthe same, with one core kept busy by another process (a learner's machine "
+              "is rarely idle):")
+        print_table(busy, list(models), columns)
+        print("\nbusy ÷ idle (medians):")
+        for name in models:
+            ratios = " / ".join(
+                f"{statistics.median(busy[name, c]) / statistics.median(samples[name, c]):.2f}"
+                for c in columns)
+            print(f"  {name}: {ratios}")
 
     x, y = make_data(PREDICT_BATCH, seed=2)
     print(f"\npeak memory of one training step at B={PREDICT_BATCH} (tracemalloc; "

@@ -24,6 +24,7 @@ class _ThreadState(threading.local):
     where: tuple[str | None, int | None] = (None, None)
     free_values: bool = False  # speedups.freeing_values(): drop values no backward needs
     plain_engine: bool = False  # speedups.plain_engine(): none of that module's machinery
+    tracer = None  # compile.Tracer: inside mt.compile's first call, it writes the ops down
 
     def __init__(self) -> None:
         self.made: list = []  # inside freeing_values(): graph tensors the calls under way made

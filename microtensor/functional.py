@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import ops, shape_ops
+from .context import no_grad
 from .errors import ShapeError
 from .ops import reduced_axes
 from .tensor import Tensor, TensorLike, apply, as_tensor, as_tensors
@@ -115,10 +116,17 @@ def stack(tensors: Sequence[Tensor], axis: int = 0, *, dim: int | None = None) -
 
 def _max_of(x: Tensor, axes: tuple[int, ...]) -> Tensor:
     """The max along ``axes`` as a constant: subtracted before exp so nothing overflows.
-    Its gradient contributions would cancel exactly, so it needs none. An infinite max
-    shifts by 0 instead (inf - inf would be NaN; torch gives -inf or inf there)."""
-    shift = x.data.max(axis=axes, keepdims=True)
-    return Tensor(np.where(np.isfinite(shift), shift, 0), dtype=x.dtype)
+    Its gradient contributions would cancel exactly, so it needs none (an op run without
+    a graph, so that a compiled step computes it afresh too)."""
+    with no_grad():
+        return apply(finite_max, x, axes=axes)
+
+
+def finite_max(x: np.ndarray, axes: tuple[int, ...]):
+    """The max along ``axes`` (kept); an infinite max gives 0 instead (inf - inf would be
+    NaN; torch gives -inf or inf there). Only ever run without a graph: no gradient."""
+    shift = x.max(axis=axes, keepdims=True)
+    return np.where(np.isfinite(shift), shift, 0).astype(x.dtype, copy=False), None
 
 
 def logsumexp(x: TensorLike, axis: int | tuple[int, ...] = -1, keepdims: bool = False, *,

@@ -102,6 +102,8 @@ class Tensor:
         (as in torch); other tensors keep theirs only after ``retain_grad()``, or
         all of them with ``retain_grads=True``.
         """
+        if state.tracer is not None:  # inside mt.compile's first call (compile.py)
+            state.tracer.backward(self, grad, retain_grads)
         grads = PlainSum() if state.plain_engine else GradientSum()  # (speedups.py)
         grads.add(self, self._seed_gradient(grad))
         for node in reversed(topological_order(self)):
@@ -205,6 +207,8 @@ class Tensor:
         """``data``; a FreedValueError naming ``user`` if it was dropped (see speedups.py)."""
         if is_freed(self.data):
             raise FreedValueError(freed_message(self, user))
+        if state.tracer is not None:  # a traced step can't replay what Python does with it
+            state.tracer.read(self, user)
         return self.data
 
     def __repr__(self) -> str:
@@ -552,6 +556,8 @@ def apply(op: Callable, *inputs, **constants) -> Tensor:
     result = Tensor._from_op(out, op.__name__, inputs, backward)
     if constants:  # for the graph's labels: pow(·, 2), z[:, 3:6]
         result.op_args = constants
+    if state.tracer is not None:  # inside mt.compile's first call: write the op down
+        state.tracer.op(op, inputs, constants, result)
     return result
 
 

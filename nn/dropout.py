@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 import microtensor as mt
+from microtensor.tensor import apply
 
 from . import seeding
 from .layer import Layer
 from .symbolic import Shape
+
+
+def dropout(x: np.ndarray, rate: float):
+    """An op: x times a fresh random mask (kept with probability 1 - rate, scaled by
+    1 / (1 - rate)). It draws inside its forward, so a compiled step draws anew each call."""
+    keep = seeding.rng().random(x.shape) >= rate
+    scale = keep.astype(x.dtype) / x.dtype.type(1.0 - rate)
+    return x * scale, lambda g: (g * scale,)
+
+
+def dropout_mask(shape: tuple[int, ...], rate: float, dtype: np.dtype, generator=None):
+    """An op without inputs: a fresh mask of ``shape``, 0 with probability ``rate``, else
+    1 / (1 - rate), from ``generator`` (or nn.set_seed's). Drawn in its forward, so a
+    compiled step draws anew each call."""
+    keep = (generator or seeding.rng()).random(shape) >= rate
+    return keep.astype(dtype) / np.asarray(1.0 - rate, dtype=dtype), lambda g: ()
 
 
 class Dropout(Layer):
@@ -38,9 +57,7 @@ class Dropout(Layer):
         active = self.training if training is None else training
         if not active or self.rate == 0.0:
             return x
-        keep = seeding.rng().random(x.shape) >= self.rate
-        scale = keep.astype(x.dtype) / x.dtype.type(1.0 - self.rate)
-        return x * scale
+        return apply(dropout, x, rate=self.rate)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         return input_shape

@@ -11,6 +11,7 @@ import numpy as np
 
 import microtensor as mt
 from microtensor.speedups import is_freed
+from microtensor.tensor import apply
 
 from .registry import lookup, name_in
 
@@ -75,6 +76,7 @@ def _mean(per_position: mt.Tensor, mask=None, sample_weight=None) -> mt.Tensor:
         return _weighted_mean(per_position, mask, sample_weight)
     if mask is None:
         return per_position.mean()
+    mt.python_choice("the loss's mask (which positions count) comes from the data")
     weights = np.asarray(mask.data if isinstance(mask, mt.Tensor) else mask,
                          dtype=per_position.dtype)
     if weights.shape != per_position.shape:
@@ -119,14 +121,19 @@ def binary_crossentropy(y_true, y_pred: mt.Tensor, from_logits: bool = False,
                    mask)
         if from_logits:
             x = y_pred
-            # |x| that picks -x at x = 0, so the gradient there is sigmoid(0) - y = 0.5 - y;
-            # max(x, -x) would split the tie and make it -y.
-            abs_x = mt.where(x.data > 0, x, -x)
+            abs_x = apply(absolute, x)
             per_element = mt.relu(x) - x * y + mt.log(1 + mt.exp(-abs_x))
         else:
             p = mt.clip(y_pred, EPSILON, 1 - EPSILON)
             per_element = -(y * mt.log(p) + (1 - y) * mt.log(1 - p))
         return _mean(per_element.mean(axis=-1), mask, sample_weight)
+
+
+def absolute(x: np.ndarray):
+    """An op: |x|, whose gradient picks -x at x = 0, so that binary crossentropy's gradient
+    there is sigmoid(0) - y = 0.5 - y (max(x, -x) would split the tie and make it -y)."""
+    positive = x > 0
+    return np.where(positive, x, -x), lambda g: (np.where(positive, g, -g),)
 
 
 def sigmoid_input(y_pred) -> mt.Tensor | None:

@@ -17,8 +17,10 @@ import numbers
 import numpy as np
 
 import microtensor as mt
+from microtensor.tensor import apply
 
-from . import activations, seeding
+from . import activations
+from .dropout import dropout_mask
 from .layer import (
     SAME_COUNT,
     Layer,
@@ -101,7 +103,7 @@ class Recurrent(Layer):
         self.seed = seed
         self._generator = None if seed is None else np.random.default_rng(seed)
         self.states: list[np.ndarray] | None = None  # stateful: the states the next call uses
-        self._recurrent_mask: np.ndarray | None = None  # during a call with recurrent_dropout
+        self._recurrent_mask: mt.Tensor | None = None  # during a call with recurrent_dropout
 
     def gate_slice(self, k: int) -> tuple[slice, slice]:
         """Index of the k-th block of ``units`` columns: z[gate_slice(1)] is gate 1 of z."""
@@ -155,6 +157,8 @@ class Recurrent(Layer):
         """
         batch, timesteps, _ = x.shape
         keep = self._checked_mask(mask, batch, timesteps)
+        if keep is not None:  # which steps run depends on the data: no traced replay
+            mt.python_choice(f"{self.name}'s mask decides which steps run")
         if self.go_backwards:
             x = reverse_time(x)
             keep = None if keep is None else keep[:, ::-1]
@@ -204,11 +208,11 @@ class Recurrent(Layer):
         some of its units dropped (the same ones at every step of a call)."""
         return h if self._recurrent_mask is None else h * self._recurrent_mask
 
-    def _dropout_mask(self, shape: tuple[int, ...], rate: float, dtype) -> np.ndarray:
-        """Inverted dropout: 0 with probability ``rate``, else 1 / (1 - rate)."""
-        generator = self._generator or seeding.rng()
-        keep = generator.random(shape) >= rate
-        return keep.astype(dtype) / np.asarray(1.0 - rate, dtype=dtype)
+    def _dropout_mask(self, shape: tuple[int, ...], rate: float, dtype) -> mt.Tensor:
+        """Inverted dropout: 0 with probability ``rate``, else 1 / (1 - rate); an op that
+        draws in its forward (a compiled step draws a new mask at each call)."""
+        return apply(dropout_mask, shape=shape, rate=rate, dtype=np.dtype(dtype),
+                     generator=self._generator)
 
     def _carried_states(self, batch: int) -> list[np.ndarray] | None:
         if self.states is None:

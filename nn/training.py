@@ -54,15 +54,21 @@ class Trainable:
     loss = None
     compiled_metrics: list[tuple[str, metric_functions.Metric]] = []
 
+    jit_compile = True  # fit/evaluate/predict replay a traced step (mt.compile)
+
     def compile(self, optimizer: str | object = "adam",
                 loss: str | losses.Loss = "binary_crossentropy",
-                metrics: list | None = None) -> None:
+                metrics: list | None = None, jit_compile: bool = True) -> None:
         """Choose the optimizer, the loss and the metrics.
 
         An optimizer named by a string gets Keras's defaults (``nn.optimizers.get``:
         "rmsprop" is learning_rate=0.001, rho=0.9); an object, from ``nn.optimizers`` or
         ``optim``, is used as it is. Everything is checked before anything changes: a
         compile that raises leaves the model (and the optimizer it had) exactly as they were.
+
+        ``jit_compile`` (Keras's name): fit, evaluate and predict trace their step once per
+        batch shape and replay it as plain numpy calls (``mt.compile``); the numbers are
+        eager's. ``False`` runs every step eagerly, building the graph each time.
         """
         import optim  # nn meets optim here, and in nn.optimizers (Keras's names)
 
@@ -87,6 +93,7 @@ class Trainable:
             self.optimizer = previous
             raise
         self.loss, self.compiled_metrics = loss, compiled_metrics
+        self.jit_compile, self._compiled = bool(jit_compile), {}  # steps traced anew
 
     def _check_optimizer_parameters(self, optimizer) -> None:
         """An optimizer that already holds parameters must hold only this model's: one that
@@ -258,13 +265,21 @@ class Trainable:
     def _train_step(self, x_batch, y_batch, epoch: int, batch: int,
                     sample_weight) -> dict[str, float]:
         where = f"at epoch {epoch + 1}, batch {batch + 1}"
-        with mt.freeing_values():  # this graph is thrown away after backward: keep only
-            prediction = self(x_batch)  # what backward reads (microtensor/speedups.py)
-        loss = self._loss_of(y_batch, prediction, self.output_mask, sample_weight)
-        if not np.isfinite(loss.item()):
-            raise _diverged(f"the loss became {loss.item()} {where}")
-        self.optimizer.zero_grad()
-        loss.backward()
+        if self.jit_compile:  # the same step, traced once and replayed (only .grad written);
+            # a loss or gradient that overflows is reported below, not by numpy's warnings
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                loss, prediction = self._step("train", self._loss_and_gradients)(
+                    x_batch, y_batch, sample_weight, self._modes())
+            if not np.isfinite(loss.item()):
+                raise _diverged(f"the loss became {loss.item()} {where}")
+        else:
+            with mt.freeing_values():  # this graph is thrown away after backward: keep only
+                prediction = self(x_batch)  # what backward reads (microtensor/speedups.py)
+            loss = self._loss_of(y_batch, prediction, self.output_mask, sample_weight)
+            if not np.isfinite(loss.item()):
+                raise _diverged(f"the loss became {loss.item()} {where}")
+            self.optimizer.zero_grad()
+            loss.backward()
         params = self.optimizer.params
         if not all(np.all(np.isfinite(p.grad)) for p in params if p.grad is not None):
             raise _diverged(f"a gradient became NaN or inf {where}")
@@ -274,6 +289,36 @@ class Trainable:
         step.apply()
         return {"loss": loss.item(),
                 **self._metric_values(y_batch, prediction.data, self.output_mask)}
+
+    def _loss_and_gradients(self, x_batch, y_batch, sample_weight=None,
+                            modes=None) -> tuple[mt.Tensor, mt.Tensor]:
+        """The loss and the prediction; the parameters' ``.grad`` hold d loss / d parameter.
+        (``modes``: see ``_modes``.)"""
+        with mt.freeing_values():  # this graph is thrown away after backward: keep only
+            prediction = self(x_batch)  # what backward reads (microtensor/speedups.py)
+        loss = self._loss_of(y_batch, prediction, self.output_mask, sample_weight)
+        self.optimizer.zero_grad()
+        loss.backward()
+        return loss, prediction
+
+    def _step(self, kind: str, fn: Callable) -> Callable:
+        """``fn`` as a compiled step (mt.compile), one per kind, made on first use."""
+        compiled = self.__dict__.setdefault("_compiled", {})
+        if kind not in compiled:
+            compiled[kind] = mt.compile(fn, name=f"{self.name}'s {kind} step")
+        return compiled[kind]
+
+    def _modes(self) -> tuple[bool, ...]:
+        """Every layer's training flag: an argument of each compiled step, so that a step
+        traced with Dropout on is never replayed with it off (another signature)."""
+        return tuple(module.training for module in self.modules())
+
+    def _forward(self, x_batch, modes=None):
+        return self(x_batch)
+
+    def _evaluated(self, x_batch, y_batch, sample_weight=None, modes=None):
+        prediction = self(x_batch)
+        return self._loss_of(y_batch, prediction, self.output_mask, sample_weight), prediction
 
     # -- evaluate / predict -------------------------------------------------------------
     def evaluate(self, x: Data, y: Data, batch_size: int | None = None, verbose: int | str = 0,
@@ -341,10 +386,12 @@ class Trainable:
         with self._inference(graph=self.loss is losses.binary_crossentropy):
             for begin in range(0, len(y), batch_size):
                 rows = slice(begin, begin + batch_size)
-                prediction = self(_rows(x, rows))
-                mask = self.output_mask
                 weight = None if weights is None else weights[rows]
-                values = {"loss": self._loss_of(y[rows], prediction, mask, weight).item(),
+                loss, prediction = (self._step("evaluate", self._evaluated)
+                                    if self.jit_compile else self._evaluated)(
+                    _rows(x, rows), y[rows], weight, self._modes())
+                mask = self.output_mask
+                values = {"loss": loss.item(),
                           **self._metric_values(y[rows], prediction.data, mask)}
                 logs.add(values, self._log_weights(values, len(y[rows]), mask))
         return logs.result()
@@ -375,7 +422,9 @@ class Trainable:
         outputs = []  # per batch: the output array(s)
         with self._inference():
             for begin in range(0, samples, batch_size):
-                output = self(_rows(x, slice(begin, begin + batch_size)))
+                rows = _rows(x, slice(begin, begin + batch_size))
+                output = (self._step("predict", self._forward)(rows, self._modes())
+                          if self.jit_compile else self(rows))
                 several = isinstance(output, list | tuple)
                 outputs.append([t.data for t in output] if several else output.data)
         if several:

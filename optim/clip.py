@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from microtensor import Tensor
+from microtensor import Tensor, replayed
 
 
 def _grads(params: Tensor | Iterable[Tensor]) -> list[np.ndarray]:
@@ -15,6 +15,7 @@ def _grads(params: Tensor | Iterable[Tensor]) -> list[np.ndarray]:
     return [p.grad for p in params if p.grad is not None]
 
 
+@replayed  # inside mt.compile(fn): each replay of fn clips again
 def clip_grad_norm(params: Tensor | Iterable[Tensor], max_norm: float,
                    norm_type: float = 2.0) -> float:
     """Scale all gradients together so that their joint norm is at most ``max_norm``.
@@ -39,6 +40,7 @@ def clip_grad_norm(params: Tensor | Iterable[Tensor], max_norm: float,
     return total
 
 
+@replayed
 def clip_grad_value(params: Tensor | Iterable[Tensor], clip: float) -> None:
     """Clamp every gradient element into ``[-clip, clip]``, in place."""
     if clip < 0:

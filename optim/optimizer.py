@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from microtensor import ShapeError, Tensor
+from microtensor import ShapeError, Tensor, replayed
 
 _STATE_PREFIX = "state."
 
@@ -152,11 +152,13 @@ class Optimizer:
                 "or let model.compile(optimizer=...) hand them over")
         return self.params
 
+    @replayed  # inside mt.compile(fn): each replay of fn calls it again
     def zero_grad(self) -> None:
         """Forget every parameter's gradient (sets ``.grad`` to None)."""
         for p in self._attached("zero_grad"):
             p.grad = None
 
+    @replayed
     def step(self) -> None:
         """Update every parameter that has a gradient, in place: all of them or none."""
         self.pending_step().apply()

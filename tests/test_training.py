@@ -212,6 +212,7 @@ def test_evaluate_without_metrics_returns_the_loss_alone():
 def test_predict_is_batched_returns_numpy_records_no_graph_and_is_deterministic(monkeypatch):
     x, _ = small_data(50)
     model = small_model()
+    model.jit_compile = False  # every batch runs forward (a compiled predict replays them)
     seen = []
     forward = model.forward
 

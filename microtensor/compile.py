@@ -1,0 +1,594 @@
+"""``mt.compile(fn)``: trace a step once, then replay it as a flat list of numpy calls.
+Without this, fn runs eagerly every call: ``step = fn``.
+
+The first call runs ``fn`` eagerly while a ``Tracer`` (``state.tracer``) writes down
+every op ``apply`` runs (the op function, its constants, which earlier values it
+reads), every ``backward()`` (which nodes, in which order, which leaves get
+``.grad``) and every call marked ``@replayed`` (an optimizer's ``step``). A later call
+with the same shapes and dtypes runs that list (a ``Program``) on the new arrays: the
+same op functions give the new values and the same ``backward`` closures, so no
+gradient is written twice, and no Tensor, node or topological sort is made.
+
+What a replay can't see is guarded, never replayed wrongly:
+
+* Reading a value into Python inside ``fn`` (``x.item()``, ``bool(x)``, ``x.numpy()``)
+  or a Python choice a layer reports (``python_choice``, e.g. a padding mask) makes
+  the call run eagerly from then on, with a one-line note.
+* A constant made from the call's data without an op (``Tensor(x.data * 2)``)
+  is found by tracing the second call too: the program is replayed once two traces
+  agree, and on new data only once two traces with different data agree; a
+  difference means eager, with a note.
+* Other shapes, dtypes or Python arguments trace again (one program per signature).
+* A random op draws inside its forward (``nn.Dropout``), so a replay draws anew.
+
+State ``fn`` reads outside its arguments and the ops (a layer's training flag, a
+Python attribute) is fixed by the trace; parameters' values are read afresh each call.
+A parameter whose ``.grad`` was None when the traced backward ran (``zero_grad()``,
+``p.grad = None``) gets a fresh ``.grad`` at each replay; one that held a gradient
+adds to it (two traces that disagree on this run eagerly).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from .blas_threads import ThreadChoice
+from .context import state
+from .ops import unbroadcast
+from .speedups import GradientSum
+from .tensor import PlainSum, Tensor, topological_order
+
+
+class Unreplayable(Exception):
+    """The traced call did something a replay can't repeat; the message says what."""
+
+
+def python_choice(what: str) -> None:
+    """Tell a trace under way that Python chose something from data here (``what``), so the
+    traced program is good for this call only: the step then runs eagerly."""
+    tracer = state.tracer
+    if tracer is not None and tracer.problem is None:
+        tracer.problem = what
+
+
+def replayed(method: Callable) -> Callable:
+    """Mark a function with effects outside the graph (an optimizer's ``step``): a traced
+    call records it, and each replay calls it again at the same place. Ops it runs itself
+    are not recorded (the call is repeated as a whole)."""
+    @functools.wraps(method)
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        tracer = state.tracer
+        if tracer is None:
+            return method(*args, **kwargs)
+        # a generator of parameters would be empty at the second call: keep its items
+        args = tuple(list(a) if isinstance(a, Iterator) else a for a in args)
+        tracer.program.append(("call", method, args, kwargs))
+        state.tracer = None
+        try:
+            return method(*args, **kwargs)
+        finally:
+            state.tracer = tracer
+    return recorded
+
+
+# -- what a call looks like: its signature, its arrays --------------------------------------
+
+def _signature(value: Any) -> Any:
+    """Shapes and dtypes of arrays, nested lists as they are, other values themselves."""
+    if isinstance(value, np.ndarray | Tensor):
+        return ("array", value.shape, value.dtype.str, isinstance(value, Tensor)
+                and value.requires_grad)
+    if isinstance(value, list | tuple):
+        return (type(value).__name__, tuple(_signature(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple((k, _signature(v)) for k, v in value.items()))
+    hash(value)  # TypeError for an unhashable argument: the caller runs fn eagerly
+    return ("value", type(value).__name__, value)
+
+
+def _leaves(value: Any, kinds: type | tuple = (np.ndarray, Tensor)) -> list:
+    """The arrays and tensors (or other ``kinds``) among ``value`` (nested lists, tuples,
+    dicts), in order."""
+    if isinstance(value, kinds):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [leaf for v in value for leaf in _leaves(v, kinds)]
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in _leaves(v, kinds)]
+    return []
+
+
+def _array(value) -> np.ndarray:
+    return value.data if isinstance(value, Tensor) else value
+
+
+def _as_leaf(data: np.ndarray) -> Tensor:
+    """A replayed value handed back to the caller: a tensor with no graph."""
+    out = Tensor.__new__(Tensor)
+    out._set(data, None, (), None, False, None)
+    return out
+
+
+# -- tracing ---------------------------------------------------------------------------------
+
+class Tracer:
+    """Writes down one eager call of ``fn`` as a ``Program`` (see the module docstring).
+
+    Every value gets a slot: the call's arrays first, then parameters and constants as
+    ops first read them, and each op's result. ``slot_of`` maps a tensor to its slot.
+    """
+
+    def __init__(self, args: tuple) -> None:
+        self.args = _leaves(args)
+        self.program: list[tuple] = []
+        self.sources: list[tuple] = [("arg", k) for k in range(len(self.args))]
+        self.tensors: list[Tensor] = []  # a slot's tensor (keeps ids unique while tracing)
+        self.slot_of: dict[int, int] = {}
+        self.slot_of_array: dict[int, int] = {}  # an op's result by array: detach() aliases it
+        self.arrays: list[np.ndarray] = []  # results, kept so that ids stay unique
+        self.problem: str | None = None
+        for k, arg in enumerate(self.args):
+            self.tensors.append(arg if isinstance(arg, Tensor) else None)
+            if isinstance(arg, Tensor):
+                self.slot_of[id(arg)] = k
+
+    # Called by the engine ------------------------------------------------------------------
+    def op(self, op: Callable, inputs: tuple[Tensor, ...], constants: dict,
+           out: Tensor) -> None:
+        """``apply`` ran ``op`` on ``inputs`` and made ``out``."""
+        reads = tuple(self._slot(t) for t in inputs)
+        constants = {key: self._constant(value) for key, value in constants.items()}
+        slot = self._new_slot(out, ("op", op.__name__))
+        self.slot_of_array[id(out.data)] = slot
+        self.arrays.append(out.data)
+        self.program.append(("op", op, reads, constants, slot))
+
+    def read(self, tensor: Tensor, user: str) -> None:
+        """Python is about to use ``tensor``'s value (``user`` says how)."""
+        if user == "detach" or self.problem is not None:
+            return  # a detached value is found again by its array (``_slot``)
+        slot = self.slot_of.get(id(tensor))
+        if slot is not None or tensor.requires_grad:
+            self.problem = f"{user} reads a value inside the step ({_what(tensor)})"
+
+    def backward(self, root: Tensor, grad, retain_grads: bool) -> None:
+        """``root.backward()`` is about to run: write down its order."""
+        if grad is not None or retain_grads:
+            self.problem = self.problem or "backward(grad=...) or retain_grads inside the step"
+            return
+        plan = []
+        for node in reversed(topological_order(root)):
+            slot = self.slot_of.get(id(node))
+            if slot is None:
+                slot = self._slot(node)
+            if node._backward is None:  # a leaf: did it hold a gradient already?
+                plan.append((slot, node.grad is not None))
+                continue
+            if node._retain_grad:
+                self.problem = self.problem or "retain_grad() inside the step"
+            parents = tuple((self._slot(p), p.shape) if p.requires_grad else (None, None)
+                            for p in node.parents)
+            plan.append((slot, parents))
+        self.program.append(("backward", self._slot(root), plan))
+
+    # Slots ---------------------------------------------------------------------------------
+    def _new_slot(self, tensor: Tensor, source: tuple) -> int:
+        slot = len(self.sources)
+        self.sources.append(source)
+        self.tensors.append(tensor)
+        self.slot_of[id(tensor)] = slot
+        return slot
+
+    def _slot(self, tensor: Tensor) -> int:
+        """The slot of an op's input: seen before, a detached result, a parameter (read
+        afresh at each replay), an argument's values, or a constant."""
+        slot = self.slot_of.get(id(tensor))
+        if slot is not None:
+            return slot
+        if tensor._backward is not None:
+            self.problem = self.problem or f"the step uses {_what(tensor)}, made before it began"
+            return -1
+        alias = self.slot_of_array.get(id(tensor.data))
+        if alias is not None:
+            self.slot_of[id(tensor)] = alias
+            return alias
+        if tensor.requires_grad:
+            return self._new_slot(tensor, ("param", tensor))
+        found = self._argument_like(tensor.data)
+        if found is not None:
+            return self._new_slot(tensor, found)
+        return self._new_slot(tensor, ("constant", tensor.data))
+
+    def _argument_like(self, data: np.ndarray) -> tuple | None:
+        """``("arg", k, dtype)`` if ``data`` holds argument k's values (``Tensor(x)`` copies x)."""
+        for k, arg in enumerate(self.args):
+            values = _array(arg)
+            if (values.shape == data.shape and values.size > 1
+                    and np.array_equal(values.astype(data.dtype, copy=False), data)):
+                return ("arg", k, data.dtype)
+        return None
+
+    def _constant(self, value: Any) -> Any:
+        """An op's constant; an array holding an argument's values (an embedding's indices)
+        becomes a reference to that argument."""
+        if isinstance(value, tuple):
+            return tuple(self._constant(v) for v in value)
+        if isinstance(value, np.ndarray):
+            found = self._argument_like(value)
+            if found is not None:
+                return _FromArgument(*found[1:])
+        return value
+
+
+class _FromArgument:
+    """An op's constant taken from argument ``k`` at each replay (cast to ``dtype``)."""
+
+    def __init__(self, k: int, dtype: np.dtype) -> None:
+        self.k, self.dtype = k, dtype
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, _FromArgument) and (self.k, self.dtype) == (other.k, other.dtype)
+
+    def __repr__(self) -> str:
+        return f"arg{self.k}"
+
+
+def _what(tensor: Tensor) -> str:
+    name = tensor.name or tensor.op or "a leaf"
+    return f"{name} of shape {tensor.shape}" + (f" in {tensor.scope}" if tensor.scope else "")
+
+
+# -- the program -----------------------------------------------------------------------------
+
+class Program:
+    """One traced call, ready to replay: ``entries`` run in order over numbered slots."""
+
+    def __init__(self, tracer: Tracer, result: Any) -> None:
+        self.sources = tracer.sources
+        self.tensors = tracer.tensors
+        self.entries = tracer.program
+        self.args = [_array(a).copy() for a in tracer.args]  # to tell a new call's data apart
+        self.output = self._output_of(result, tracer)
+        # Replayed once a second call traced the same program (confirmed), on any data once
+        # that call had other data (verified): a constant made from the data would differ.
+        self.confirmed = self.verified = False
+        self.inputs = [(slot, source) for slot, source in enumerate(self.sources)
+                       if source[0] != "op"]  # what each call fills in before the ops run
+        self.needs_grad = [(tensor, tensor.requires_grad) for tensor, source
+                           in zip(self.tensors, self.sources, strict=True)
+                           if source[0] in ("param", "constant")]
+        self._plan_memory()
+
+    def _output_of(self, value: Any, tracer: Tracer) -> Any:
+        if isinstance(value, Tensor):
+            return _Slot(tracer._slot(value))
+        if isinstance(value, list | tuple):
+            return type(value)(self._output_of(v, tracer) for v in value)
+        if isinstance(value, dict):
+            return {k: self._output_of(v, tracer) for k, v in value.items()}
+        if isinstance(value, np.ndarray):
+            raise Unreplayable("the step returns a numpy array (return the tensor instead)")
+        return value
+
+    def _plan_memory(self) -> None:
+        """Free each value after its last forward use, each backward after its last call."""
+        self.returned = {s.slot for s in _leaves(self.output, _Slot)}
+        kept = set(self.returned)
+        kept |= {entry[1] for entry in self.entries if entry[0] == "backward"}  # roots
+        kept |= {k for k, source in enumerate(self.sources) if source[0] != "op"}
+        last_read: dict[int, int] = {}
+        last_backward: dict[int, int] = {}
+        has_backward: set[int] = set()
+        for index, entry in enumerate(self.entries):
+            if entry[0] == "op":
+                for slot in entry[2]:
+                    last_read[slot] = index
+            elif entry[0] == "backward":
+                for slot, parents in entry[2]:
+                    if not isinstance(parents, bool):
+                        last_backward[slot] = index
+                        has_backward.add(slot)
+        frees: dict[int, list[int]] = {}
+        for slot, index in last_read.items():
+            if slot not in kept:
+                frees.setdefault(index, []).append(slot)
+        for index, entry in enumerate(self.entries):
+            if entry[0] == "op":
+                _, op, reads, constants, slot = entry
+                self.entries[index] = ("op", op, reads, constants, slot,
+                                       slot in has_backward, tuple(frees.get(index, ())),
+                                       _from_arguments(constants))
+            elif entry[0] == "backward":
+                self.entries[index] = ("backward", entry[1],
+                                       _backward_plan(entry, index, last_backward))
+
+    def same_as(self, other: Program) -> str | None:
+        """None if the two traces are the same program, else what differs."""
+        if len(self.entries) != len(other.entries):
+            return f"the two calls ran {len(self.entries)} and {len(other.entries)} steps"
+        for mine, theirs in zip(self.entries, other.entries, strict=True):
+            if not _same(mine, theirs):
+                return f"{_label(mine)} differs between two calls"
+        for k, (mine, theirs) in enumerate(zip(self.sources, other.sources, strict=True)):
+            if not _same(mine, theirs):
+                return f"a constant read by the step ({_what(self.tensors[k])}) changed"
+        if not _same(self.output, other.output):
+            return "the step returned different Python values"
+        return None
+
+    def still_holds(self) -> bool:
+        """Does every leaf still need a gradient exactly when it did when traced?"""
+        return all(tensor.requires_grad == needed for tensor, needed in self.needs_grad)
+
+    def same_arguments(self, args: tuple) -> bool:
+        return all(np.array_equal(_array(a), b) for a, b in zip(_leaves(args), self.args,
+                                                                strict=True))
+
+    # -- replay ----------------------------------------------------------------------------
+    def run(self, args: tuple) -> Any:
+        values: list = [None] * len(self.sources)
+        arrays = [_array(a) for a in _leaves(args)]
+        for slot, source in self.inputs:
+            kind = source[0]
+            if kind == "arg":
+                values[slot] = (arrays[source[1]] if len(source) == 2
+                                else np.asarray(arrays[source[1]], source[2]))
+            elif kind == "param":
+                values[slot] = source[1].data
+            elif kind == "constant":
+                values[slot] = source[1]
+        leaves = _leaves(args)  # the caller's tensors, for their .grad
+        backwards: list = [None] * len(self.sources)
+        value_of = values.__getitem__
+        for entry in self.entries:
+            kind = entry[0]
+            if kind == "op":
+                _, op, reads, constants, slot, keep_backward, frees, from_arguments = entry
+                if from_arguments:
+                    constants = {k: _resolved(c, arrays) for k, c in constants.items()}
+                values[slot], backward = op(*map(value_of, reads), **constants)
+                if keep_backward:
+                    backwards[slot] = backward
+                for i in frees:
+                    values[i] = None
+            elif kind == "backward":
+                self._backward(entry, values, backwards, leaves)
+            else:
+                _, method, call_args, call_kwargs = entry
+                method(*call_args, **call_kwargs)
+        return _filled(self.output, values, args, self)
+
+    def _backward(self, entry: tuple, values: list, backwards: list, leaves: list) -> None:
+        """Tensor.backward's loop over a fixed order. A gradient that reaches its node from
+        one place only waits in ``alone``; those that add up go through a gradient sum."""
+        _, root, plan = entry
+        grads = PlainSum() if state.plain_engine else GradientSum()  # as Tensor.backward
+        alone: list = [None] * len(values)
+        alone[root] = np.ones_like(values[root])
+        for slot, parents, last, single in plan:
+            if single:
+                g, alone[slot] = alone[slot], None
+            else:
+                g = grads.pop(slot)
+            if g is None:
+                continue
+            if isinstance(parents, bool):  # a leaf: its .grad adds up as in Tensor.backward if
+                leaf = self._leaf(slot, leaves)  # it held one when traced (else: a reset unseen)
+                leaf.grad = np.array(leaf.grad + g if parents and leaf.grad is not None
+                                     else g, leaf.dtype)
+                continue
+            backward = backwards[slot]
+            if last:  # what it captured goes as soon as it has run
+                backwards[slot] = None
+            for (parent, shape, one), parent_grad in zip(parents, backward(g), strict=True):
+                if parent is not None:
+                    if parent_grad.shape != shape:  # broadcasting stretched it
+                        parent_grad = unbroadcast(parent_grad, shape)
+                    if not one:
+                        grads.add(parent, parent_grad)
+                    elif isinstance(parent_grad, np.ndarray | np.generic):
+                        alone[parent] = parent_grad
+                    else:  # a slice's or a weight product's gradient, on its own
+                        alone[parent] = parent_grad.dense()
+
+    def _leaf(self, slot: int, leaves: list) -> Tensor:
+        if self.sources[slot][0] == "arg":  # the caller's own tensor of this call
+            return leaves[self.sources[slot][1]]
+        return self.tensors[slot]
+
+
+def _backward_plan(entry: tuple, index: int, last_backward: dict[int, int]) -> list[tuple]:
+    """Each node of a traced backward as (slot, parents, last, single): ``last`` if no later
+    backward calls its function (so it can go), ``single`` if one gradient reaches it; each
+    parent as (slot, shape, single)."""
+    _, root, plan = entry
+    arrivals = {root: 1}
+    for _, parents in plan:
+        if not isinstance(parents, bool):
+            for parent, _ in parents:
+                arrivals[parent] = arrivals.get(parent, 0) + 1
+    return [(slot, parents if isinstance(parents, bool) else
+             tuple((parent, shape, arrivals.get(parent) == 1) for parent, shape in parents),
+             last_backward.get(slot) == index, arrivals.get(slot) == 1)
+            for slot, parents in plan]
+
+
+class _Slot:
+    """Where the program's result is: a slot's value, handed back as a Tensor."""
+
+    def __init__(self, slot: int) -> None:
+        self.slot = slot
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, _Slot) and other.slot == self.slot
+
+
+def _filled(value: Any, values: list, args: tuple, program: Program) -> Any:
+    if isinstance(value, _Slot):
+        source = program.sources[value.slot]
+        if source[0] == "arg" and len(source) == 2 and isinstance(_leaves(args)[source[1]],
+                                                                  Tensor):
+            return _leaves(args)[source[1]]
+        if source[0] == "param":
+            return source[1]
+        return _as_leaf(values[value.slot])
+    if isinstance(value, list | tuple):
+        return type(value)(_filled(v, values, args, program) for v in value)
+    if isinstance(value, dict):
+        return {k: _filled(v, values, args, program) for k, v in value.items()}
+    return value
+
+
+def _from_arguments(constants: dict) -> bool:
+    """Does an op's constant come from the call's arguments (see ``_FromArgument``)?"""
+    return any(_is_from_argument(value) for value in constants.values())
+
+
+def _is_from_argument(value) -> bool:
+    return isinstance(value, _FromArgument) or (
+        isinstance(value, tuple) and any(_is_from_argument(v) for v in value))
+
+
+def _resolved(constant: Any, arrays: list) -> Any:
+    if isinstance(constant, _FromArgument):
+        index = np.asarray(arrays[constant.k], constant.dtype)
+        if index.dtype.kind in "iu" and index.size and index.min() < 0:
+            raise IndexError(f"compiled step: argument {constant.k} is used as indices but "
+                             f"holds {index.min()}; indices must be >= 0")
+        return index
+    if isinstance(constant, tuple):
+        return tuple(_resolved(c, arrays) for c in constant)
+    return constant
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, with arrays compared by value and parameters by identity."""
+    try:  # the fast way, when no array is inside (== of two arrays has no single truth)
+        if a == b:
+            return True
+    except (ValueError, TypeError):
+        pass
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
+                and a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b))
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        return a is b
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return (type(a) is type(b) and len(a) == len(b)
+                and all(_same(x, y) for x, y in zip(a, b, strict=True)))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    try:
+        return bool(a == b)
+    except (ValueError, TypeError):
+        return a is b
+
+
+def _label(entry: tuple) -> str:
+    if entry[0] == "op":
+        return f"the op {entry[1].__name__}"
+    return "a backward pass" if entry[0] == "backward" else f"the call {entry[1].__qualname__}"
+
+
+# -- the compiled function -------------------------------------------------------------------
+
+_EAGER = "eager"
+
+
+class Compiled:
+    """``fn`` traced on its first call per signature and replayed afterwards (see above).
+
+    ``source`` is the last program as readable numpy code; ``traces`` counts the traced
+    calls; ``note`` says why a signature runs eagerly, if one does.
+    """
+
+    def __init__(self, fn: Callable, name: str | None = None) -> None:
+        self.fn = fn
+        self.name = name or getattr(fn, "__qualname__", "step")
+        self.programs: dict = {}
+        self.traces = 0
+        self.replays = 0
+        self.note: str | None = None
+        self._last: Program | None = None
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if state.tracer is not None:  # inside another compiled step's trace: be part of it
+            return self.fn(*args, **kwargs)
+        call = (args, kwargs)  # every array in it, in order, is an input of the program
+        try:
+            key = (_signature(call), state.grad_enabled)
+        except TypeError:  # an unhashable argument: no signature to key a program by
+            return self.fn(*args, **kwargs)
+        program = self.programs.get(key)
+        if isinstance(program, Program) and not program.still_holds():
+            program = None  # a parameter was frozen or unfrozen since: trace afresh
+        elif isinstance(program, Program) and program.confirmed and (
+                program.verified or program.same_arguments(call)):
+            self.replays += 1
+            return program.threads.run(lambda: program.run(call))
+        if program is _EAGER:
+            return self.fn(*args, **kwargs)
+        return self._trace(key, program, call)
+
+    def _trace(self, key, first: Program | None, call: tuple) -> Any:
+        self.traces += 1
+        tracer = Tracer(call)
+        previous, state.tracer = state.tracer, tracer
+        try:
+            result = self.fn(*call[0], **call[1])
+        finally:
+            state.tracer = previous
+        try:
+            if tracer.problem is not None:
+                raise Unreplayable(tracer.problem)
+            program = Program(tracer, result)
+        except Unreplayable as reason:
+            self._run_eagerly(key, str(reason))
+            return result
+        self._last = program
+        if first is None:
+            self.programs[key] = program
+            return result
+        difference = first.same_as(program)
+        if difference is None:
+            program.confirmed = True
+            program.threads = ThreadChoice()  # BLAS threads: measured per program
+            program.verified = not first.same_arguments(call)
+            self.programs[key] = program
+        else:
+            self._run_eagerly(key, difference)
+        return result
+
+    def _run_eagerly(self, key, reason: str) -> None:
+        self.programs[key] = _EAGER
+        if self.note is None:  # one line per compiled function, not one per batch
+            print(f"mt.compile: {self.name}: runs eagerly: {reason}", file=sys.stderr)
+        self.note = f"runs eagerly: {reason}"
+
+    @property
+    def source(self) -> str:
+        """The last traced program as numpy code: the forward lines, then the backward ones."""
+        if self._last is None:
+            return "# not traced yet: call the compiled function once"
+        from .compile_source import program_source
+        try:
+            arg_names = list(inspect.signature(self.fn).parameters)
+        except (TypeError, ValueError):
+            arg_names = None
+        return program_source(self._last, arg_names)
+
+
+def compile(fn: Callable, name: str | None = None) -> Compiled:  # noqa: A001 - as torch
+    """``fn`` traced once per signature of its arguments, then replayed as plain numpy calls.
+
+    ``fn`` takes arrays or tensors (nested in lists, tuples or dicts are fine) and
+    returns tensors (nested likewise) or plain values. See the module docstring.
+    """
+    return Compiled(fn, name)

@@ -1,0 +1,268 @@
+"""mt.compile: a traced step replayed as plain numpy calls gives eager's numbers exactly,
+traces again on new shapes, runs eagerly where the data decides, and prints as code."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import microtensor as mt
+import nn
+import optim
+
+BATCH, STEPS, FEATURES = 6, 4, 3
+
+
+def sequences(rng):
+    return rng.normal(size=(BATCH, STEPS, FEATURES))
+
+
+def tokens(rng, padded: bool = False):
+    x = rng.integers(1, 9, size=(BATCH, STEPS)).astype(float)
+    if padded:  # a different amount of padding in every batch
+        for row in range(BATCH):
+            x[row, :rng.integers(0, STEPS)] = 0
+    return x
+
+
+# layer kind -> (layers after the input, input shape, batch maker)
+KINDS = {
+    "Dense": (lambda: [nn.Dense(5, activation="relu"), nn.Dense(1, activation="sigmoid")],
+              (FEATURES,), lambda rng: rng.normal(size=(BATCH, FEATURES))),
+    "LSTM": (lambda: [nn.LSTM(4), nn.Dense(1, activation="sigmoid")], (STEPS, FEATURES),
+             sequences),
+    "GRU": (lambda: [nn.GRU(4), nn.Dense(1, activation="sigmoid")], (STEPS, FEATURES),
+            sequences),
+    "SimpleRNN": (lambda: [nn.SimpleRNN(4, return_sequences=True), nn.SimpleRNN(3),
+                           nn.Dense(1, activation="sigmoid")], (STEPS, FEATURES), sequences),
+    "Bidirectional": (lambda: [nn.Bidirectional(nn.LSTM(3)), nn.Dense(1, activation="sigmoid")],
+                      (STEPS, FEATURES), sequences),
+    "Embedding": (lambda: [nn.Embedding(10, 4), nn.LSTM(3), nn.Dense(1, activation="sigmoid")],
+                  (STEPS,), tokens),
+    "Embedding, masked": (lambda: [nn.Embedding(10, 4, mask_zero=True), nn.LSTM(3),
+                                   nn.Dense(1, activation="sigmoid")], (STEPS,),
+                          lambda rng: tokens(rng, padded=True)),
+    "LSTM, dropout and recurrent_dropout": (
+        lambda: [nn.LSTM(4, dropout=0.3, recurrent_dropout=0.3), nn.Dense(1, activation="sigmoid")],
+        (STEPS, FEATURES), sequences),
+    "Dropout": (lambda: [nn.Dense(8, activation="relu"), nn.Dropout(0.5),
+                         nn.Dense(1, activation="sigmoid")], (FEATURES,),
+                lambda rng: rng.normal(size=(BATCH, FEATURES))),
+}
+
+
+def three_adam_steps(kind: str, jit_compile: bool):
+    """Losses, gradients and weights of 3 training steps on 3 different batches (float64)."""
+    mt.set_default_dtype(np.float64)
+    layers, input_shape, batch = KINDS[kind]
+    nn.set_seed(7)
+    model = nn.Sequential([nn.Input(input_shape), *layers()])
+    model.compile(optimizer=optim.Adam(lr=0.05), loss="binary_crossentropy",
+                  jit_compile=jit_compile)
+    rng = np.random.default_rng(3)
+    losses, grads = [], []
+    for _ in range(3):
+        x, y = batch(rng), (rng.random((BATCH, 1)) > 0.5).astype(float)
+        losses.append(model.train_step(x, y)["loss"])
+        grads.append([p.grad.copy() for p in model.parameters()])
+    return model, losses, grads, [p.data.copy() for p in model.parameters()]
+
+
+def assert_close(got, want):
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_compiled_training_steps_equal_eager_for_every_layer_kind(kind, capfd):
+    _, eager_losses, eager_grads, eager_weights = three_adam_steps(kind, jit_compile=False)
+    model, losses, grads, weights = three_adam_steps(kind, jit_compile=True)
+    np.testing.assert_allclose(losses, eager_losses, rtol=1e-12)
+    for got, want in zip(grads, eager_grads, strict=True):
+        assert_close(got, want)
+    assert_close(weights, eager_weights)
+    step = model._compiled["train"]
+    if kind == "Embedding, masked":  # which steps run depends on the data: eager, said once
+        assert step.replays == 0 and "mask" in step.note
+        assert capfd.readouterr().err.count("runs eagerly") == 1
+    else:  # two traces (the second confirms the first), then a replay
+        assert (step.traces, step.replays, step.note) == (2, 1, None)
+
+
+def test_dropout_draws_new_numbers_at_each_replay():
+    xs = [np.full((4, 50), k + 1.0) for k in range(4)]
+
+    def dropped(x):
+        return mt.Tensor(1.0) * nn.Dropout(0.5)(mt.Tensor(x), training=True)
+
+    nn.set_seed(1)
+    eager = [dropped(x).numpy() for x in xs]
+    step = mt.compile(dropped)
+    nn.set_seed(1)
+    compiled = [step(x).numpy() for x in xs]
+    assert step.replays == 2
+    for got, want in zip(compiled, eager, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert not np.array_equal(compiled[2], compiled[3])  # a fresh mask, not the traced one
+
+
+def test_new_shapes_trace_again_and_the_same_shapes_never_do():
+    mt.set_default_dtype(np.float64)
+    w = mt.Tensor(np.arange(6.0).reshape(3, 2), requires_grad=True)
+
+    def step(x):
+        loss = (mt.tanh(mt.Tensor(x) @ w) ** 2).sum()
+        w.grad = None
+        loss.backward()
+        return loss
+
+    compiled = mt.compile(step)
+    rng = np.random.default_rng(0)
+    for batch in (4, 4, 4, 4, 5, 5, 5):
+        x = rng.normal(size=(batch, 3))
+        loss = compiled(x).item()
+        want = (np.tanh(x @ w.data) ** 2).sum()  # by hand
+        want_grad = x.T @ (2 * np.tanh(x @ w.data) * (1 - np.tanh(x @ w.data) ** 2))
+        assert loss == pytest.approx(want, rel=1e-6)
+        np.testing.assert_allclose(w.grad, want_grad, rtol=1e-5)
+    assert (compiled.traces, compiled.replays) == (4, 3)
+
+
+def test_a_value_read_into_python_runs_the_step_eagerly(capfd):
+    def relu_or_negate(x):
+        x = mt.Tensor(x)
+        return x * 2 if x.sum().item() > 0 else -x  # Python decides from the data
+
+    compiled = mt.compile(relu_or_negate)
+    for x in (np.ones(3), np.ones(3), -np.ones(3), np.ones(3)):
+        np.testing.assert_array_equal(compiled(x).numpy(), x * 2 if x.sum() > 0 else -x)
+    assert compiled.replays == 0 and "x.item()" in compiled.note
+    assert capfd.readouterr().err.count("runs eagerly") == 1
+
+
+def test_a_constant_made_from_the_data_without_an_op_is_found(capfd):
+    def doubled(x):  # x * 2 is computed by numpy, out of the tracer's sight
+        return mt.Tensor(x * 2) + 1
+
+    compiled = mt.compile(doubled)
+    for value in (1.0, 2.0, 3.0, 4.0):
+        x = np.full(3, value)
+        np.testing.assert_array_equal(compiled(x).numpy(), 2 * x + 1)
+    assert compiled.replays == 0 and "constant" in compiled.note
+
+
+def test_the_same_data_twice_confirms_a_program_for_that_data_only(capfd):
+    def doubled(x):
+        return mt.Tensor(x * 2) + 1
+
+    compiled = mt.compile(doubled)
+    x = np.ones(3)
+    compiled(x), compiled(x), compiled(x)
+    assert compiled.replays == 1
+    np.testing.assert_array_equal(compiled(np.full(3, 5.0)).numpy(), np.full(3, 11.0))
+    assert "constant" in compiled.note
+
+
+def test_fit_evaluate_and_predict_compiled_give_eager_numbers():
+    mt.set_default_dtype(np.float64)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, STEPS, FEATURES)), (rng.random((40, 1)) > 0.5).astype(float)
+    results = []
+    for jit in (False, True):
+        nn.set_seed(2)
+        model = nn.Sequential([nn.Input((STEPS, FEATURES)), nn.LSTM(3), nn.Dropout(0.3),
+                               nn.Dense(1, activation="sigmoid")])
+        model.compile(loss="binary_crossentropy", metrics=["accuracy"], jit_compile=jit)
+        history = model.fit(x, y, batch_size=8, epochs=2, verbose=0, seed=1)
+        results.append((history.history["loss"], model.evaluate(x, y, batch_size=8),
+                        model.predict(x, batch_size=16)))
+    (eager_loss, eager_eval, eager_pred), (loss, evaluated, predicted) = results
+    np.testing.assert_allclose(loss, eager_loss, rtol=1e-12)
+    np.testing.assert_allclose(evaluated, eager_eval, rtol=1e-12)
+    np.testing.assert_allclose(predicted, eager_pred, rtol=1e-12)
+    assert model._compiled["train"].replays == 8  # 10 batches: 2 traces, then replays
+    assert model._compiled["predict"].replays == 0  # 16, 16 traced; the last 8 a new shape
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
+def test_a_diverging_compiled_step_leaves_the_weights_as_they_were():
+    model = nn.Sequential([nn.Input((2,)), nn.Dense(1)])
+    model.compile(optimizer=optim.SGD(lr=1e3), loss="mse")
+    x, y = np.ones((4, 2)), np.full((4, 1), 1e3)
+    with pytest.raises(FloatingPointError):
+        for k in range(50):
+            before = [p.data.copy() for p in model.parameters()]
+            model.train_step(x * (1 + k % 2), y)
+    assert model._compiled["train"].replays > 0  # it diverged in a replayed step
+    assert_close([p.data for p in model.parameters()], before)
+
+
+def test_the_program_of_an_lstm_prints_as_forward_then_backward_lines():
+    mt.set_default_dtype(np.float64)
+    nn.set_seed(0)
+    model = nn.Sequential([nn.Input((2, 1)), nn.LSTM(1, name="lstm")])
+    opt = optim.Adam(model.parameters())
+
+    def train_step(x, y):
+        loss = nn.losses.binary_crossentropy(y, model(x))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    step = mt.compile(train_step)
+    step(np.ones((2, 2, 1)), np.ones((2, 1)))
+    lines = step.source.splitlines()
+    assert len(lines) < 80  # fits on a screen
+    for line in ["f_1 = sigmoid(z_1[:, 1:2])", "c_2 = f_2 * c_1 + i_2 * c_hat_2",
+                 "h_2 = o_2 * tanh(c_2)", "z_2 = x_proj[1] + h_1 @ lstm_recurrent_kernel",
+                 "dz_2[:, 1:2] += df_2 * f_2 * (1 - f_2)",
+                 "dc_1 += dh_1 * o_1 * (1 - tanh(c_1) ** 2)",
+                 "dh_1 = dz_2 @ lstm_recurrent_kernel.T",
+                 "lstm_recurrent_kernel.grad += dlstm_recurrent_kernel", "Optimizer.step()"]:
+        assert any(text.startswith(line) for text in lines), line
+    forward_end = lines.index("# backward: d loss / d each value, the last op first")
+    assert lines.index("h_2 = o_2 * tanh(c_2)") < forward_end
+    # backward runs the last step first: step 2's gates before step 1's
+    assert (lines.index("dz_2[:, 1:2] += df_2 * f_2 * (1 - f_2)")
+            < lines.index("dz_1[:, 1:2] += df_1 * f_1 * (1 - f_1)"))
+
+
+def test_a_step_traced_with_dropout_off_is_not_replayed_with_it_on():
+    model = nn.Sequential([nn.Input((20,)), nn.Dropout(0.5)])
+    model.compile(loss="mse")
+    x = np.ones((4, 20))
+    model.eval()
+    for _ in range(3):  # traced, confirmed, replayed: dropout off
+        np.testing.assert_array_equal(model.predict(x), x)
+    with nn.module.running_mode(training=True), mt.no_grad():  # only the mode differs
+        assert (model._step("predict", model._forward)(x, model._modes()).numpy() == 0).any()
+
+
+def test_keyword_arguments_are_inputs_too():
+    def scaled(x, scale=None):
+        return mt.Tensor(x) * mt.Tensor(scale)
+
+    compiled = mt.compile(scaled)
+    for k in range(4):
+        x, scale = np.full(3, k + 1.0), np.full(3, 2.0 + k)
+        np.testing.assert_array_equal(compiled(x, scale=scale).numpy(), x * scale)
+    assert compiled.replays == 2
+
+
+def test_freezing_a_parameter_after_tracing_traces_again():
+    w = mt.Tensor(np.ones((3, 2)), requires_grad=True, dtype=np.float64)
+    b = mt.Tensor(np.ones(2), requires_grad=True, dtype=np.float64)
+
+    def step(x):
+        w.grad = b.grad = None
+        loss = (mt.Tensor(x, dtype=np.float64) @ w + b).sum()
+        loss.backward()
+        return loss
+
+    compiled = mt.compile(step)
+    for k in range(3):
+        compiled(np.full((4, 3), k + 1.0))
+    b.requires_grad = False
+    compiled(np.full((4, 3), 5.0))
+    assert b.grad is None and w.grad is not None  # as eager: a frozen bias gets no gradient
