@@ -51,6 +51,9 @@ def _labels_in(name: str, y_true: mt.Tensor, low: float, high: float, what: str,
 
 
 def _target(y_true, like: mt.Tensor) -> mt.Tensor:
+    """The labels as a tensor of the predictions' dtype (a tensor of that dtype as it is)."""
+    if isinstance(y_true, mt.Tensor) and y_true.dtype == like.dtype:
+        return y_true
     data = y_true.data if isinstance(y_true, mt.Tensor) else np.asarray(y_true)
     return mt.Tensor(data, dtype=like.dtype)
 
@@ -181,9 +184,18 @@ def sparse_categorical_crossentropy(y_true, y_pred: mt.Tensor, from_logits: bool
         raise ValueError(f"sparse_categorical_crossentropy: labels must be integers in "
                          f"[0, {classes}), got values from {labels.min()} to {labels.max()}. "
                          f"{KERAS_ORDER}.")
-    one_hot = np.eye(classes, dtype=y_pred.dtype)[labels.astype(int)]
+    # As ops on the labels' tensor, so that a compiled step makes them from each batch's labels.
+    labels = _target(y_true, y_pred).reshape(y_pred.shape[:-1])
+    one_hot = apply(one_hot_rows, labels, classes=classes)
     return categorical_crossentropy(one_hot, y_pred, from_logits=from_logits, mask=mask,
                                     sample_weight=sample_weight)
+
+
+def one_hot_rows(labels: np.ndarray, classes: int):
+    """An op: row ``label`` of the identity for each label, in the labels' float dtype. The
+    labels are data: their gradient is zero."""
+    rows = np.eye(classes, dtype=labels.dtype)[labels.astype(int)]
+    return rows, lambda g: (np.zeros(labels.shape, labels.dtype),)
 
 
 def mean_squared_error(y_true, y_pred: mt.Tensor, mask=None, sample_weight=None) -> mt.Tensor:

@@ -23,6 +23,7 @@ import microtensor as mt
 
 from . import losses
 from .inspect import parameter_grads_restored
+from .symbolic import is_symbolic
 
 Key = tuple[str, int | None]  # (name, step)
 # The order in which the layers' equations compute their named tensors (others follow).
@@ -134,6 +135,11 @@ def record(model, x, y=None, loss=None) -> Record:
 
     Parameters' ``.grad`` are left as they were; weights and the optimizer are untouched.
     """
+    if is_symbolic(x):
+        raise TypeError(f"{model.name}.record: x must be data, e.g. a numpy array of shape "
+                        f"(batch, {', '.join(map(str, model.input_shape[1:]))}) if the model "
+                        "has one input; it got the symbolic tensor of an nn.Input or a layer "
+                        "call, which has no values to record")
     if y is None:
         with mt.enable_grad():
             return Record(model.name, model(x), None)

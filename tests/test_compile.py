@@ -266,3 +266,18 @@ def test_freezing_a_parameter_after_tracing_traces_again():
     b.requires_grad = False
     compiled(np.full((4, 3), 5.0))
     assert b.grad is None and w.grad is not None  # as eager: a frozen bias gets no gradient
+
+
+def test_sparse_categorical_crossentropy_compiles_and_matches_eager(capsys):
+    """Its one-hot rows are made by an op from each batch's labels, so fit replays them."""
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((64, 5, 3)), rng.integers(0, 3, (64,))
+    histories = []
+    for jit in (True, False):
+        nn.set_seed(0)
+        model = nn.Sequential([nn.Input(shape=(5, 3)), nn.LSTM(4),
+                               nn.Dense(3, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", jit_compile=jit)
+        histories.append(model.fit(x, y, epochs=2, batch_size=16, verbose=0).history["loss"])
+    assert "runs eagerly" not in capsys.readouterr().err
+    np.testing.assert_allclose(histories[0], histories[1], rtol=1e-6)

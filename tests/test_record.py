@@ -172,3 +172,13 @@ def test_unknown_names_say_what_is_there():
     with pytest.raises(ValueError, match="no gradients without a loss"):
         rec.grad("lstm1", "h", step=1)
     assert repr(rec).endswith(": lstm1 (3 steps)>")
+
+
+def test_symbolic_input_instead_of_data_says_what_record_needs():
+    nn.reset_names()
+    inp = nn.Input(shape=(3, 2))
+    out = nn.LSTM(2)(inp)
+    model = nn.Model(inp, out)
+    with pytest.raises(TypeError, match=r"x must be data, e.g. a numpy array of shape "
+                                        r"\(batch, 3, 2\)"):
+        model.record(out)
