@@ -24,6 +24,7 @@ from .history import RunningMeans
 from .layer import build_attempt, on_failure
 from .module import running_mode
 from .seeding import rng
+from .symbolic import flatten
 
 
 @contextmanager
@@ -415,6 +416,7 @@ class Trainable:
         batch_size = 32 if batch_size is None else batch_size
         _check_batch_size("predict", batch_size)
         x = _model_inputs(self, "predict", x)
+        self._check_input_shapes(x)  # the whole data's shape, not a batch's, in the message
         samples = len(_first(x))
         if samples == 0:
             raise ValueError(f"{self.name}: predict got no samples (x has shape "
@@ -432,6 +434,15 @@ class Trainable:
         return np.concatenate(outputs, axis=0)
 
     # -- input checks ---------------------------------------------------------------------
+    def _check_input_shapes(self, x) -> None:
+        """Each input's data against its nn.Input, where the model was built from them."""
+        if not (self.built and getattr(self, "nodes", None)):
+            return
+        for symbolic, data in zip(flatten(self.inputs), flatten(x), strict=False):
+            layer = symbolic.node.layer
+            if hasattr(layer, "check_input_shape") and hasattr(data, "shape"):
+                layer.check_input_shape(tuple(data.shape))
+
     def _require_compiled(self, what: str) -> None:
         if self.optimizer is None or self.loss is None:
             raise RuntimeError(f"{what}: call model.compile(optimizer=..., loss=...) first")

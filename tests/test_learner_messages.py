@@ -171,3 +171,10 @@ def test_a_graph_shown_in_jupyter_without_dot_says_how_to_get_it(tmp_path, monke
 def test_a_graph_shown_in_jupyter_with_dot_is_the_svg(dot_binary):
     graph = mt.draw_graph(mt.tanh(mt.Tensor([1.0], requires_grad=True)))
     assert "<svg" in graph._repr_mimebundle_()["image/svg+xml"]
+
+
+def test_predict_names_the_shape_of_the_whole_data_not_of_a_batch():
+    inp = nn.Input(shape=(20, 3))
+    model = nn.Model(inp, nn.Dense(1)(nn.LSTM(4)(inp)))
+    with pytest.raises(ValueError, match=r"expects data of shape \(None, 20, 3\).*got \(64, 20\)"):
+        model.predict(np.zeros((64, 20)))
