@@ -66,7 +66,7 @@ def neg(x: np.ndarray) -> Result:
 
 def power(x: np.ndarray, exponent: float) -> Result:
     """x ** p for a number p: d/dx = p * x ** (p - 1)."""
-    def backward(g: np.ndarray) -> Result:
+    def backward(g: np.ndarray) -> tuple:
         if exponent == 0:  # x ** 0 is 1 everywhere, also at 0 (where 0 * 0 ** -1 is NaN)
             return (np.zeros_like(g),)
         return (g * exponent * x ** (exponent - 1),)
@@ -87,7 +87,7 @@ def maximum(x: np.ndarray, y: np.ndarray) -> Result:
 
 def where(x: np.ndarray, y: np.ndarray, condition: np.ndarray) -> Result:
     """x where ``condition`` holds, else y (condition is a constant boolean array)."""
-    def backward(g: np.ndarray) -> Result:
+    def backward(g: np.ndarray) -> tuple:
         zero = np.zeros((), g.dtype)
         return np.where(condition, g, zero), np.where(condition, zero, g)
     return np.where(condition, x, y), backward
@@ -108,7 +108,7 @@ def exp(x: np.ndarray) -> Result:
 
 
 def log(x: np.ndarray) -> Result:
-    def backward(g: np.ndarray) -> Result:
+    def backward(g: np.ndarray) -> tuple:
         with np.errstate(divide="ignore"):  # 1 / 0 is inf, silently, as in torch
             return (g / x,)
     with np.errstate(divide="ignore", invalid="ignore"):  # log(0) = -inf, log(-1) = nan
@@ -143,12 +143,12 @@ def relu(x: np.ndarray) -> Result:
     return out, lambda g: (g * (out > 0),)
 
 
-def abs(x):  # noqa: A001
+def abs(x: np.ndarray) -> Result:  # noqa: A001
     """|x|; d/dx = sign(x), 0 at 0 (as torch)."""
     return np.abs(x), lambda g: (g * np.sign(x),)
 
 
-def sqrt(x):
+def sqrt(x: np.ndarray) -> Result:
     """sqrt(x); d/dx = 1 / (2 sqrt(x)): inf at 0, NaN below (as torch)."""
     with np.errstate(invalid="ignore"):  # sqrt(-1) = nan, silently, as in torch
         out = np.sqrt(x)
@@ -159,7 +159,7 @@ def sqrt(x):
     return out, backward
 
 
-def copy(x):
+def copy(x: np.ndarray) -> Result:
     """A new array with x's values (torch's ``clone``); the gradient passes unchanged."""
     return x.copy(), lambda g: (g,)
 
@@ -168,7 +168,7 @@ def copy(x):
 
 def matmul(a: np.ndarray, b: np.ndarray) -> Result:
     """a @ b with numpy's rules. Gradients: d/da = g @ b.T, d/db = a.T @ g."""
-    def backward(g: np.ndarray) -> Result:
+    def backward(g: np.ndarray) -> tuple:
         if a.ndim == 1 or b.ndim == 1:
             return _vector_matmul_gradients(a, b, g)
         grad_a = rows_matmul(g, b.swapaxes(-1, -2))  # g @ b.T
@@ -242,7 +242,7 @@ def max(x: np.ndarray, axes: tuple[int, ...], keepdims: bool = False) -> Result:
     return _extreme(np.max, x, axes, keepdims)
 
 
-def min(x, axes: tuple[int, ...], keepdims: bool = False):  # noqa: A001
+def min(x: np.ndarray, axes: tuple[int, ...], keepdims: bool = False) -> Result:  # noqa: A001
     """Smallest element(s); ties share the gradient evenly (as torch.amin)."""
     return _extreme(np.min, x, axes, keepdims)
 
@@ -251,7 +251,7 @@ def _extreme(pick, x, axes: tuple[int, ...], keepdims: bool):
     """max or min: the gradient goes to the elements that were picked, split among ties."""
     kept = pick(x, axis=axes, keepdims=True)
 
-    def backward(g: np.ndarray) -> Result:
+    def backward(g: np.ndarray) -> tuple:
         winners = x == kept
         share = (winners / winners.sum(axis=axes, keepdims=True)).astype(g.dtype)
         return (share * (g if keepdims else np.expand_dims(g, axes)),)

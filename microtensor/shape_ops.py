@@ -33,7 +33,7 @@ def concatenate(*xs: np.ndarray, axis: int) -> Result:
     bounds = np.cumsum([0] + [x.shape[axis] for x in xs])
     lead = (slice(None),) * axis
 
-    def backward(g: np.ndarray) -> Result:
+    def backward(g: np.ndarray) -> tuple:
         return tuple(g[(*lead, slice(start, stop))]
                      for start, stop in zip(bounds[:-1], bounds[1:], strict=True))
     return np.concatenate(xs, axis=axis), backward
@@ -42,6 +42,6 @@ def concatenate(*xs: np.ndarray, axis: int) -> Result:
 def stack(*xs: np.ndarray, axis: int) -> Result:
     lead = (slice(None),) * axis
 
-    def backward(g: np.ndarray) -> Result:
+    def backward(g: np.ndarray) -> tuple:
         return tuple(g[(*lead, i)] for i in range(len(xs)))
     return np.stack(xs, axis=axis), backward
