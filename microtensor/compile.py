@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from .blas_threads import ThreadChoice
+from .compile_code import straight_line
 from .context import state
 from .ops import unbroadcast
 from .speedups import GradientSum
@@ -264,6 +265,7 @@ class Program:
                            in zip(self.tensors, self.sources, strict=True)
                            if source[0] in ("param", "constant")]
         self._plan_memory()
+        self.straight_line = None  # made at the first replay (compile_code.py)
 
     def _output_of(self, value: Any, tracer: Tracer) -> Any:
         if isinstance(value, Tensor):
@@ -331,6 +333,16 @@ class Program:
                                                                 strict=True))
 
     # -- replay ----------------------------------------------------------------------------
+    def replay(self, args: tuple) -> Any:
+        """``run``, as the straight-line function compile_code.py writes (once) for it."""
+        if state.plain_engine:
+            return self.run(args)
+        if self.straight_line is None:
+            self.straight_line = straight_line(self, _resolved)
+        leaves = _leaves(args)
+        values = self.straight_line([_array(a) for a in leaves], leaves)
+        return _filled(self.output, values, args, self)
+
     def run(self, args: tuple) -> Any:
         values: list = [None] * len(self.sources)
         arrays = [_array(a) for a in _leaves(args)]
@@ -532,7 +544,7 @@ class Compiled:
         elif isinstance(program, Program) and program.confirmed and (
                 program.verified or program.same_arguments(call)):
             self.replays += 1
-            return program.threads.run(lambda: program.run(call))
+            return program.threads.run(lambda: program.replay(call))
         if program is _EAGER:
             return self.fn(*args, **kwargs)
         return self._trace(key, program, call)

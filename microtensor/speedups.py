@@ -35,7 +35,9 @@ shape, parents); using one's value again raises ``FreedValueError``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import gc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -202,6 +204,27 @@ def _placeholder(data: np.ndarray) -> FreedArray:
         nan = np.array(np.nan, data.dtype)
         _placeholders[key] = np.broadcast_to(nan, data.shape).view(FreedArray)
     return _placeholders[key]
+
+
+# -- the cycle collector ---------------------------------------------------------------------
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for one training step (or a forward pass).
+
+    A step's graph has no reference cycles (a node points only at its inputs, a
+    ``backward`` closure at arrays), so reference counting frees it; meanwhile the
+    collector would walk its ~16,000 live objects again and again for nothing (about
+    15% of a seed-model step at batch 32, measured), and more in a process holding
+    many objects (torch's 170,000 make one full collection about 60 ms).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class _Switch:

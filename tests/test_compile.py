@@ -3,6 +3,8 @@ traces again on new shapes, runs eagerly where the data decides, and prints as c
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -281,3 +283,86 @@ def test_sparse_categorical_crossentropy_compiles_and_matches_eager(capsys):
         histories.append(model.fit(x, y, epochs=2, batch_size=16, verbose=0).history["loss"])
     assert "runs eagerly" not in capsys.readouterr().err
     np.testing.assert_allclose(histories[0], histories[1], rtol=1e-6)
+
+
+# -- the replay as generated straight-line code (compile_code.py) against the loop ----------
+
+def _loss_and_grads_step(kind: str):
+    """A compiled loss-and-gradients step for ``kind`` (no optimizer: it can run twice on the
+    same batch), its model and its batch maker."""
+    layers, input_shape, batch = KINDS[kind]
+    nn.set_seed(7)
+    model = nn.Sequential([nn.Input(input_shape), *layers()])
+
+    def step(x, y):
+        loss = nn.losses.binary_crossentropy(y, model(mt.Tensor(x)))
+        for p in model.parameters():
+            p.grad = None
+        loss.backward()
+        return loss
+
+    return mt.compile(step), model, batch
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if k != "Embedding, masked"])
+def test_the_straight_line_replay_gives_the_loops_numbers_bit_for_bit(kind):
+    mt.set_default_dtype(np.float64)
+    step, model, batch = _loss_and_grads_step(kind)
+    rng = np.random.default_rng(5)
+    for _ in range(2):  # traced, then confirmed
+        step(batch(rng), (rng.random((BATCH, 1)) > 0.5).astype(float))
+    (program,) = step.programs.values()
+    for _ in range(2):
+        call = ((batch(rng), (rng.random((BATCH, 1)) > 0.5).astype(float)), {})
+        results = []
+        for replay in (program.run, program.replay):  # the loop, then the generated code
+            nn.set_seed(11)  # the same dropout masks
+            loss = replay(call).numpy()
+            results.append((loss, [p.grad.copy() for p in model.parameters()]))
+        (loop_loss, loop_grads), (loss, grads) = results
+        np.testing.assert_array_equal(loss, loop_loss)
+        for got, want in zip(grads, loop_grads, strict=True):
+            np.testing.assert_array_equal(got, want)
+    assert program.straight_line is not None
+
+
+def test_the_plain_engine_replays_with_the_loop_and_agrees():
+    mt.set_default_dtype(np.float64)
+    step, model, batch = _loss_and_grads_step("Bidirectional")
+    rng = np.random.default_rng(5)
+    data = [(batch(rng), (rng.random((BATCH, 1)) > 0.5).astype(float)) for _ in range(3)]
+    step(*data[0]), step(*data[1])
+    (program,) = step.programs.values()
+    with mt.plain_engine():
+        plain_loss = step(*data[2]).item()
+        plain_grads = [p.grad.copy() for p in model.parameters()]
+    assert program.straight_line is None  # the plain engine never wrote the code
+    assert step(*data[2]).item() == pytest.approx(plain_loss, rel=1e-12)
+    for p, want in zip(model.parameters(), plain_grads, strict=True):
+        np.testing.assert_allclose(p.grad, want, rtol=1e-12, atol=1e-300)
+    assert program.straight_line is not None
+
+
+def test_the_generated_code_is_one_line_per_op_and_per_gradient():
+    mt.set_default_dtype(np.float64)
+    w = mt.Tensor(np.ones((3, 2)), requires_grad=True)
+
+    def step(x):
+        loss = mt.tanh(mt.Tensor(x) @ w).sum()
+        w.grad = None
+        loss.backward()
+        return loss
+
+    compiled = mt.compile(step)
+    for _ in range(3):
+        compiled(np.ones((4, 3)))
+    (program,) = compiled.programs.values()
+    lines = [line.strip() for line in program.straight_line.source.splitlines()[1:]]
+    ops = [re.match(r"v\d+, b\d+ = (\w+)_\d+\(", line) for line in lines]
+    assert [op.group(1) for op in ops if op] == ["matmul", "tanh", "sum"]  # as traced
+    backward_calls = [line for line in lines if "= b" in line]
+    assert len(backward_calls) == 3  # one call of each op's own backward, last op first
+    last_op = [line for line in lines if line.startswith("v") and "sum_" in line][0]
+    slot = re.match(r"v(\d+)", last_op).group(1)  # the loss: its backward runs first
+    assert backward_calls[0] == f"d0, = b{slot}(g{slot}); del g{slot}; del b{slot}"
+    assert lines[-1].startswith("return {")

@@ -1,0 +1,171 @@
+"""A traced program (compile.py) as one generated Python function: the replay with no loop.
+Without this: ``program.run(args)``, the loop that reads each entry and runs it.
+
+``Program.run`` walks its entries and, for each, unpacks the entry, looks up the slots it
+reads, calls the op and files the result; its backward loop decides at every node whether
+a gradient waits alone or goes into a sum, whether it needs unbroadcasting, and whether
+the node's ``backward`` can go. All of those answers are the same at every replay: this
+module decides them once and writes the program as straight-line code, one line per op
+and per gradient, which Python compiles once::
+
+    v12, b12 = f_sigmoid(v11)
+    ...
+    t0, = b12(g12); del b12, g12
+    g11 = t0
+
+The calls are the same op functions and the same ``backward`` closures, in the same order,
+so the numbers are the same, bit for bit (tests/test_compile.py runs both).
+``mt.plain_engine()`` replays with ``program.run``. It pays about 2 microseconds per op
+and per gradient: the benchmark's numbers are in benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .ops import unbroadcast
+from .speedups import GradientSum, collector_paused
+
+
+def straight_line(program, resolved: Callable) -> Callable[[list, list], dict]:
+    """``program`` as a function of (the call's arrays, the call's leaves) -> {slot: value}
+    for the slots the program returns. ``resolved(constant, arrays)`` gives an op's
+    constant for this call (compile.py: an embedding's indices come from the arguments)."""
+    writer = _Writer(program, resolved)
+    source = writer.source()
+    namespace = dict(writer.globals)
+    exec(compile(source, f"<mt.compile: {len(program.entries)} entries>", "exec"), namespace)
+    replay = namespace["replay"]
+
+    def run(arrays: list, leaves: list) -> dict:
+        with collector_paused():  # a replay makes no reference cycles (speedups.py)
+            return replay(arrays, leaves)
+    run.source = source  # for a curious reader: print(program.straight_line.source)
+    return run
+
+
+def _as_array(g) -> np.ndarray:
+    """A gradient on its own: a Scatter or Product (speedups.py) made into its array."""
+    if g.__class__ is np.ndarray or isinstance(g, np.ndarray | np.generic):
+        return g
+    return g.dense()
+
+
+def _set_grad(leaf, g, adds: bool) -> None:
+    """As Tensor.backward: a leaf's .grad, added to what it holds if it held one when traced
+    (else it was reset between calls, unseen by the trace)."""
+    leaf.grad = np.array(leaf.grad + g if adds and leaf.grad is not None else g, leaf.dtype)
+
+
+class _Writer:
+    """Writes the lines of ``replay(arrays, leaves)`` and the globals they use."""
+
+    def __init__(self, program, resolved: Callable) -> None:
+        self.program = program
+        self.globals: dict[str, Any] = {
+            "np": np, "unbroadcast": unbroadcast, "GradientSum": GradientSum,
+            "as_array": _as_array, "set_grad": _set_grad, "resolved": resolved}
+        self.lines: list[str] = []
+        self._names: dict[int, str] = {}  # id of a global object -> its name
+
+    def source(self) -> str:
+        self._inputs()
+        for index, entry in enumerate(self.program.entries):
+            kind = entry[0]
+            if kind == "op":
+                self._op(entry)
+            elif kind == "backward":
+                self._backward(index, entry)
+            else:
+                _, method, call_args, call_kwargs = entry
+                self.line(f"{self.name(method, 'call')}(*{self.name(call_args, 'args')}, "
+                          f"**{self.name(call_kwargs, 'kwargs')})")
+        returned = sorted(self.program.returned)
+        self.line("return {" + ", ".join(f"{s}: v{s}" for s in returned) + "}")
+        return "def replay(arrays, leaves):\n" + "\n".join(self.lines) + "\n"
+
+    def line(self, text: str) -> None:
+        self.lines.append("    " + text)
+
+    def name(self, value: Any, hint: str) -> str:
+        """A global holding ``value``, named after ``hint``."""
+        key = id(value)
+        if key not in self._names:
+            base = "".join(c if c.isalnum() else "_" for c in hint)
+            self._names[key] = name = f"{base}_{len(self._names)}"
+            self.globals[name] = value
+        return self._names[key]
+
+    # -- forward -------------------------------------------------------------------------
+    def _inputs(self) -> None:
+        for slot, source in self.program.inputs:
+            kind = source[0]
+            if kind == "arg":
+                self.line(f"v{slot} = arrays[{source[1]}]" if len(source) == 2 else
+                          f"v{slot} = np.asarray(arrays[{source[1]}], "
+                          f"{self.name(source[2], 'dtype')})")
+            elif kind == "param":
+                self.line(f"v{slot} = {self.name(source[1], 'param')}.data")
+            elif kind == "constant":
+                self.line(f"v{slot} = {self.name(source[1], 'constant')}")
+
+    def _op(self, entry: tuple) -> None:
+        _, op, reads, constants, slot, keep_backward, frees, from_arguments = entry
+        arguments = [f"v{s}" for s in reads]
+        for key, constant in constants.items():
+            held = self.name(constant, f"{op.__name__}_{key}")
+            if from_arguments:  # (resolved gives the other constants back as they are)
+                held = f"resolved({held}, arrays)"
+            arguments.append(f"{key}={held}")
+        call = f"{self.name(op, op.__name__)}({', '.join(arguments)})"
+        self.line(f"v{slot}, b{slot} = {call}" if keep_backward else f"v{slot} = {call}[0]")
+        if frees:
+            self.line("del " + ", ".join(f"v{s}" for s in frees))
+
+    # -- backward ------------------------------------------------------------------------
+    def _backward(self, index: int, entry: tuple) -> None:
+        """Tensor.backward over the traced order: a gradient reaching a node from one place
+        is a local variable; those that add up go through a GradientSum, ``sums``."""
+        _, root, plan = entry
+        tensors = self.program.tensors
+        reached = {root}
+        for slot, parents, _, _ in plan:
+            if slot in reached and not isinstance(parents, bool):
+                reached.update(parent for parent, _, _ in parents if parent is not None)
+        sums = f"sums{index}"
+        if not all(single for slot, _, _, single in plan if slot in reached):
+            self.line(f"{sums} = GradientSum()")
+        self.line(f"g{root} = np.ones_like(v{root})")
+        for slot, parents, last, single in plan:
+            if slot not in reached:
+                continue
+            g = f"g{slot}" if single else f"{sums}.pop({slot})"
+            if isinstance(parents, bool):  # a leaf
+                leaf = self._leaf(slot)
+                self.line(f"set_grad({leaf}, {g}, {parents})" + (f"; del g{slot}" if single
+                                                                    else ""))
+                continue
+            targets = [f"d{k}" if parent is not None else "_"
+                       for k, (parent, _, _) in enumerate(parents)]
+            self.line(f"{', '.join(targets)}, = b{slot}({g})"
+                      + (f"; del g{slot}" if single else "") + (f"; del b{slot}" if last else ""))
+            out_shape = tensors[slot].shape
+            for k, (parent, shape, one) in enumerate(parents):
+                if parent is None:
+                    continue
+                gradient = f"d{k}"
+                if shape != out_shape:  # broadcasting may have stretched it: sum it back
+                    gradient = f"unbroadcast({gradient}, {shape!r})"
+                if one:
+                    self.line(f"g{parent} = as_array({gradient})")
+                else:
+                    self.line(f"{sums}.add({parent}, {gradient})")
+
+    def _leaf(self, slot: int) -> str:
+        source = self.program.sources[slot]
+        if source[0] == "arg":  # the caller's own tensor of this call
+            return f"leaves[{source[1]}]"
+        return self.name(self.program.tensors[slot], "leaf")
