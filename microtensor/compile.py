@@ -333,12 +333,17 @@ class Program:
                                                                 strict=True))
 
     # -- replay ----------------------------------------------------------------------------
+    def write_code(self) -> None:
+        """Write the straight-line function ``replay`` runs (compile_code.py), once: it costs
+        about two replays (mostly Python compiling it)."""
+        if self.straight_line is None and not state.plain_engine:
+            self.straight_line = straight_line(self, _resolved)
+
     def replay(self, args: tuple) -> Any:
-        """``run``, as the straight-line function compile_code.py writes (once) for it."""
+        """``run``, as the straight-line function of ``write_code``."""
         if state.plain_engine:
             return self.run(args)
-        if self.straight_line is None:
-            self.straight_line = straight_line(self, _resolved)
+        self.write_code()
         leaves = _leaves(args)
         values = self.straight_line([_array(a) for a in leaves], leaves)
         return _filled(self.output, values, args, self)
@@ -544,6 +549,7 @@ class Compiled:
         elif isinstance(program, Program) and program.confirmed and (
                 program.verified or program.same_arguments(call)):
             self.replays += 1
+            program.write_code()  # (not timed by the thread choice)
             return program.threads.run(lambda: program.replay(call))
         if program is _EAGER:
             return self.fn(*args, **kwargs)

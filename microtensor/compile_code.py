@@ -66,7 +66,7 @@ class _Writer:
     def __init__(self, program, resolved: Callable) -> None:
         self.program = program
         self.globals: dict[str, Any] = {
-            "np": np, "unbroadcast": unbroadcast, "GradientSum": GradientSum,
+            "np": np, "ndarray": np.ndarray, "unbroadcast": unbroadcast, "GradientSum": GradientSum,
             "as_array": _as_array, "set_grad": _set_grad, "resolved": resolved}
         self.lines: list[str] = []
         self._names: dict[int, str] = {}  # id of a global object -> its name
@@ -159,8 +159,10 @@ class _Writer:
                 gradient = f"d{k}"
                 if shape != out_shape:  # broadcasting may have stretched it: sum it back
                     gradient = f"unbroadcast({gradient}, {shape!r})"
-                if one:
-                    self.line(f"g{parent} = as_array({gradient})")
+                if one:  # (as_array's own test written out: most are arrays already)
+                    self.line(f"g{parent} = d{k} if d{k}.__class__ is ndarray else "
+                              f"as_array({gradient})" if gradient == f"d{k}" else
+                              f"g{parent} = as_array({gradient})")
                 else:
                     self.line(f"{sums}.add({parent}, {gradient})")
 
