@@ -1,4 +1,4 @@
-"""``mt.compile(fn)``: trace a step once, then replay it as a flat list of numpy calls.
+"""``mt.compile(fn)``: trace a step once, then replay it as straight-line numpy calls.
 Without this, fn runs eagerly every call: ``step = fn``.
 
 The first call runs ``fn`` eagerly while a ``Tracer`` (``state.tracer``) writes down
@@ -8,6 +8,8 @@ reads), every ``backward()`` (which nodes, in which order, which leaves get
 with the same shapes and dtypes runs that list (a ``Program``) on the new arrays: the
 same op functions give the new values and the same ``backward`` closures, so no
 gradient is written twice, and no Tensor, node or topological sort is made.
+``Program.run`` is that loop, plainly; a replay runs the same calls written out as one
+straight-line Python function (compile_code.py), which skips the loop's bookkeeping.
 
 What a replay can't see is guarded, never replayed wrongly:
 
