@@ -44,6 +44,7 @@ from .blas_threads import ThreadChoice
 from .compile_code import straight_line
 from .context import state
 from .ops import unbroadcast
+from .shape_ops import getitem
 from .speedups import GradientSum
 from .tensor import PlainSum, Tensor, topological_order
 
@@ -147,6 +148,9 @@ class Tracer:
         """``apply`` ran ``op`` on ``inputs`` and made ``out``."""
         reads = tuple(self._slot(t) for t in inputs)
         constants = {key: self._constant(value) for key, value in constants.items()}
+        if op is getitem and _boolean_from_argument(constants.get("index")):
+            self.problem = self.problem or (
+                "a boolean mask from the data picks elements (how many can change)")
         slot = self._new_slot(out, ("op", op.__name__))
         self.slot_of_array[id(out.data)] = slot
         self.arrays.append(out.data)
@@ -242,6 +246,13 @@ class _FromArgument:
         return f"arg{self.k}"
 
 
+def _boolean_from_argument(index: Any) -> bool:
+    """Is (part of) this index a boolean array taken from the call's arguments?"""
+    if isinstance(index, tuple):
+        return any(_boolean_from_argument(part) for part in index)
+    return isinstance(index, _FromArgument) and index.dtype == np.bool_
+
+
 def _what(tensor: Tensor) -> str:
     name = tensor.name or tensor.op or "a leaf"
     return f"{name} of shape {tensor.shape}" + (f" in {tensor.scope}" if tensor.scope else "")
@@ -267,7 +278,7 @@ class Program:
                            in zip(self.tensors, self.sources, strict=True)
                            if source[0] in ("param", "constant")]
         self._plan_memory()
-        self.straight_line = None  # made at the first replay (compile_code.py)
+        self.straight_line = None  # written at the first replay (False: could not be)
 
     def _output_of(self, value: Any, tracer: Tracer) -> Any:
         if isinstance(value, Tensor):
@@ -336,14 +347,21 @@ class Program:
 
     # -- replay ----------------------------------------------------------------------------
     def write_code(self) -> None:
-        """Write the straight-line function ``replay`` runs (compile_code.py), once: it costs
-        about two replays (mostly Python compiling it)."""
+        """Write the straight-line function ``replay`` runs (compile_code.py), once. Python
+        compiling it costs about two seed-model steps (6,600 lines), more for a program of
+        many small ops. Should Python refuse it, replays use the loop, with a note."""
         if self.straight_line is None and not state.plain_engine:
-            self.straight_line = straight_line(self, _resolved)
+            try:
+                self.straight_line = straight_line(self, _resolved)
+            except (SyntaxError, RecursionError, MemoryError, ValueError) as error:
+                self.straight_line = False
+                print(f"mt.compile: replays with the loop (run), as its straight-line code "
+                      f"could not be compiled: {type(error).__name__}: {error}",
+                      file=sys.stderr)
 
     def replay(self, args: tuple) -> Any:
         """``run``, as the straight-line function of ``write_code``."""
-        if state.plain_engine:
+        if state.plain_engine or self.straight_line is False:
             return self.run(args)
         self.write_code()
         leaves = _leaves(args)

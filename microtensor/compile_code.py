@@ -21,6 +21,8 @@ and per gradient: the benchmark's numbers are in benchmarks/README.md.
 
 from __future__ import annotations
 
+import keyword
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -37,8 +39,9 @@ def straight_line(program, resolved: Callable) -> Callable[[list, list], dict]:
     writer = _Writer(program, resolved)
     source = writer.source()
     namespace = dict(writer.globals)
-    exec(compile(source, f"<mt.compile: {len(program.entries)} entries>", "exec"), namespace)
-    replay = namespace["replay"]
+    exec(compile(source, f"<mt.compile: {len(program.entries)} entries>", "exec",
+                 dont_inherit=True), namespace)
+    replay = namespace.pop("replay")  # (left in its own globals, it would be a reference cycle)
 
     def run(arrays: list, leaves: list) -> dict:
         with collector_paused():  # a replay makes no reference cycles (speedups.py)
@@ -94,8 +97,8 @@ class _Writer:
         """A global holding ``value``, named after ``hint``."""
         key = id(value)
         if key not in self._names:
-            base = "".join(c if c.isalnum() else "_" for c in hint)
-            self._names[key] = name = f"{base}_{len(self._names)}"
+            base = re.sub(r"[^0-9A-Za-z_]", "_", hint)
+            self._names[key] = name = f"_{base}_{len(self._names)}"
             self.globals[name] = value
         return self._names[key]
 
@@ -119,7 +122,10 @@ class _Writer:
             held = self.name(constant, f"{op.__name__}_{key}")
             if from_arguments:  # (resolved gives the other constants back as they are)
                 held = f"resolved({held}, arrays)"
-            arguments.append(f"{key}={held}")
+            if key.isidentifier() and not keyword.iskeyword(key):
+                arguments.append(f"{key}={held}")
+            else:  # a keyword Python can't spell: passed as a dict
+                arguments.append(f"**{{{key!r}: {held}}}")
         call = f"{self.name(op, op.__name__)}({', '.join(arguments)})"
         self.line(f"v{slot}, b{slot} = {call}" if keep_backward else f"v{slot} = {call}[0]")
         if frees:
@@ -130,7 +136,6 @@ class _Writer:
         """Tensor.backward over the traced order: a gradient reaching a node from one place
         is a local variable; those that add up go through a GradientSum, ``sums``."""
         _, root, plan = entry
-        tensors = self.program.tensors
         reached = {root}
         for slot, parents, _, _ in plan:
             if slot in reached and not isinstance(parents, bool):
@@ -152,19 +157,17 @@ class _Writer:
                        for k, (parent, _, _) in enumerate(parents)]
             self.line(f"{', '.join(targets)}, = b{slot}({g})"
                       + (f"; del g{slot}" if single else "") + (f"; del b{slot}" if last else ""))
-            out_shape = tensors[slot].shape
             for k, (parent, shape, one) in enumerate(parents):
                 if parent is None:
                     continue
-                gradient = f"d{k}"
-                if shape != out_shape:  # broadcasting may have stretched it: sum it back
-                    gradient = f"unbroadcast({gradient}, {shape!r})"
-                if one:  # (as_array's own test written out: most are arrays already)
-                    self.line(f"g{parent} = d{k} if d{k}.__class__ is ndarray else "
-                              f"as_array({gradient})" if gradient == f"d{k}" else
-                              f"g{parent} = as_array({gradient})")
+                d = f"d{k}"  # as Program.run: summed back to its input's shape if broadcasting
+                if one:      # stretched it; on its own, a Scatter or Product made an array
+                    self.line(f"g{parent} = {d} if {d}.__class__ is ndarray and {d}.shape == "
+                              f"{shape!r} else as_array(unbroadcast({d}, {shape!r}))")
                 else:
-                    self.line(f"{sums}.add({parent}, {gradient})")
+                    self.line(f"{sums}.add({parent}, {d} if {d}.shape == {shape!r} else "
+                              f"unbroadcast({d}, {shape!r}))")
+            self.line(f"del {', '.join(targets)}")  # (as Program.run: no gradient held longer)
 
     def _leaf(self, slot: int) -> str:
         source = self.program.sources[slot]

@@ -11,6 +11,7 @@ import pytest
 import microtensor as mt
 import nn
 import optim
+from microtensor.tensor import apply
 
 BATCH, STEPS, FEATURES = 6, 4, 3
 
@@ -358,11 +359,146 @@ def test_the_generated_code_is_one_line_per_op_and_per_gradient():
         compiled(np.ones((4, 3)))
     (program,) = compiled.programs.values()
     lines = [line.strip() for line in program.straight_line.source.splitlines()[1:]]
-    ops = [re.match(r"v\d+, b\d+ = (\w+)_\d+\(", line) for line in lines]
+    ops = [re.match(r"v\d+, b\d+ = _(\w+)_\d+\(", line) for line in lines]
     assert [op.group(1) for op in ops if op] == ["matmul", "tanh", "sum"]  # as traced
     backward_calls = [line for line in lines if "= b" in line]
     assert len(backward_calls) == 3  # one call of each op's own backward, last op first
-    last_op = [line for line in lines if line.startswith("v") and "sum_" in line][0]
+    last_op = [line for line in lines if line.startswith("v") and "_sum_" in line][0]
     slot = re.match(r"v(\d+)", last_op).group(1)  # the loss: its backward runs first
     assert backward_calls[0] == f"d0, = b{slot}(g{slot}); del g{slot}; del b{slot}"
     assert lines[-1].startswith("return {")
+
+
+def _replayed_both_ways(fn, calls: list[tuple], then: tuple, read):
+    """``fn`` compiled and called on ``calls`` (two traces), then its program run on ``then``
+    by the loop and by the generated code: ``read()`` after each."""
+    compiled = mt.compile(fn)
+    for args in calls:
+        compiled(*args)
+    (program,) = compiled.programs.values()
+    results = []
+    for replay in (program.run, program.replay):
+        replay((then, {}))
+        results.append(read())
+    return results
+
+
+def test_the_generated_code_sums_back_a_gradient_wider_than_its_input():
+    """An op may return a gradient in its output's broadcast shape even where its input and
+    output have the same shape: the engine sums it back (ops.py), and so must the code."""
+    mt.set_default_dtype(np.float64)
+
+    def scaled_column_sums(x, c):  # out (3,) from x (3,); the gradient for x comes as (2, 3)
+        return (x * c).sum(0), lambda g: (g * c, None)
+
+    w = mt.Tensor(np.arange(3.0), requires_grad=True)
+    c = mt.Tensor(np.arange(6.0).reshape(2, 3))
+
+    def step(x):
+        w.grad = None
+        loss = (apply(scaled_column_sums, w, c) * mt.Tensor(x)).sum()
+        loss.backward()
+        return loss
+
+    x = np.array([1.0, -2.0, 0.5])
+    loop, code = _replayed_both_ways(step, [(x + 1,), (x + 2,)], (x,), lambda: w.grad.copy())
+    want = (np.arange(6.0).reshape(2, 3) * x).sum(axis=0)  # d/dw of sum_j x_j sum_i w_j c_ij
+    np.testing.assert_allclose(loop, want)
+    np.testing.assert_array_equal(code, loop)
+
+
+def test_a_keyword_python_cannot_spell_still_reaches_the_op():
+    mt.set_default_dtype(np.float64)
+
+    def scaled(x, **constants):
+        factor = constants["from"]
+        return x * factor, lambda g: (g * factor,)
+
+    w = mt.Tensor(np.ones(3), requires_grad=True)
+
+    def step(x):
+        w.grad = None
+        loss = (apply(scaled, w, **{"from": 3.0}) * mt.Tensor(x)).sum()
+        loss.backward()
+        return loss
+
+    x = np.array([1.0, 2.0, 4.0])
+    loop, code = _replayed_both_ways(step, [(x,), (x + 1,)], (x,), lambda: w.grad.copy())
+    np.testing.assert_array_equal(loop, 3 * x)
+    np.testing.assert_array_equal(code, loop)
+
+
+def test_a_boolean_mask_from_the_data_runs_the_step_eagerly(capfd):
+    mt.set_default_dtype(np.float64)
+    table = mt.Tensor(np.arange(12.0).reshape(4, 3) / 10, requires_grad=True)
+
+    def step(mask):
+        table.grad = None
+        loss = mt.tanh(table[mask]).sum()  # how many rows: decided by the data
+        loss.backward()
+        return loss
+
+    compiled = mt.compile(step)
+    for rows in ([1, 0, 0, 0], [0, 1, 0, 0], [1, 0, 1, 0]):
+        mask = np.array(rows, bool)
+        loss = compiled(mask).item()
+        assert loss == pytest.approx(np.tanh(table.data[mask]).sum())
+        want = np.where(mask[:, None], 1 - np.tanh(table.data) ** 2, 0)
+        np.testing.assert_allclose(table.grad, want)
+    assert compiled.replays == 0 and "boolean mask" in compiled.note
+    assert capfd.readouterr().err.count("runs eagerly") == 1
+
+
+def test_a_dropped_program_is_freed_without_the_cycle_collector():
+    import gc
+    import weakref
+
+    mt.set_default_dtype(np.float64)
+    weight = mt.Tensor(np.ones((3, 2)), requires_grad=True)
+
+    def step(x):
+        weight.grad = None
+        loss = (mt.Tensor(x) @ (weight * mt.Tensor(np.full((3, 2), 2.0)))).sum()
+        loss.backward()
+        return loss
+
+    compiled = mt.compile(step)
+    for _ in range(3):
+        compiled(np.ones((4, 3)))
+    (program,) = compiled.programs.values()
+    assert program.straight_line is not None  # its code holds the constant too
+    (constant,) = [source[1] for source in program.sources if source[0] == "constant"]
+    gone = weakref.ref(constant)
+    gc.disable()
+    try:
+        del program, compiled, constant
+        assert gone() is None
+    finally:
+        gc.enable()
+
+
+def test_code_python_refuses_to_compile_leaves_the_replays_to_the_loop(monkeypatch, capfd):
+    import sys
+
+    compile_module = sys.modules["microtensor.compile"]  # (mt.compile is the function)
+
+    def refused(program, resolved):
+        raise SyntaxError("too many statically nested blocks")
+
+    monkeypatch.setattr(compile_module, "straight_line", refused)
+    mt.set_default_dtype(np.float64)
+    w = mt.Tensor(np.ones(3), requires_grad=True)
+
+    def step(x):
+        w.grad = None
+        loss = (mt.tanh(w) * mt.Tensor(x)).sum()
+        loss.backward()
+        return loss
+
+    compiled = mt.compile(step)
+    for k in range(4):
+        x = np.full(3, k + 1.0)
+        assert compiled(x).item() == pytest.approx(np.tanh(1.0) * 3 * (k + 1))
+        np.testing.assert_allclose(w.grad, x * (1 - np.tanh(1.0) ** 2))
+    assert compiled.replays == 2
+    assert capfd.readouterr().err.count("replays with the loop") == 1
