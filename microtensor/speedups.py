@@ -56,6 +56,11 @@ class Scatter(NamedTuple):
 
     def add_into(self, buffer: np.ndarray) -> None:
         """buffer[index] += values, also where an array index repeats an element."""
+        if self._slices_only():
+            view = buffer[self.index]
+            if view.__class__ is np.ndarray:  # (not a single element, given as a scalar)
+                np.add(view, self.values, out=view)  # (``+=`` would also copy it back)
+                return
         parts = self.index if isinstance(self.index, tuple) else (self.index,)
         if any(isinstance(p, np.ndarray) for p in parts):
             np.add.at(buffer, self.index, self.values)
@@ -64,8 +69,21 @@ class Scatter(NamedTuple):
 
     def dense(self) -> np.ndarray:
         buffer = np.zeros(self.shape, self.values.dtype)
-        self.add_into(buffer)
+        if self._slices_only():
+            buffer[self.index] = self.values  # (into zeros: nothing to add to)
+        else:
+            self.add_into(buffer)
         return buffer
+
+    def _slices_only(self) -> bool:
+        """Is the index made of slices, ints, None and ... only (so x[index] is a view)?"""
+        index = self.index
+        if index.__class__ is tuple:
+            return all(part.__class__ in _VIEW_INDEX for part in index)
+        return index.__class__ in _VIEW_INDEX
+
+
+_VIEW_INDEX = {slice, int, type(None), type(Ellipsis)}
 
 
 class Product(NamedTuple):
@@ -122,8 +140,11 @@ class GradientSum:
             g.add_into(grad)
         elif grad is None:
             self.grads[node] = g  # not ours to change: someone else may hold it too
-        else:
-            self._own(node, grad)[...] += g
+        elif node in self.owned:
+            np.add(grad, g, out=grad)
+        else:  # the second one: their sum, made here
+            self.grads[node] = np.asarray(grad + g)  # (asarray: numpy scalars too)
+            self.owned.add(node)
 
     def _own(self, node, grad: np.ndarray) -> np.ndarray:
         """The node's sum as an array made here (a copy, the first time), to add into."""
