@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from .ops import unbroadcast
-from .speedups import GradientSum, collector_paused
+from .shape_ops import getitem
+from .speedups import GradientSum, Scatter, collector_paused
 
 
 def straight_line(program, resolved: Callable) -> Callable[[list, list], dict]:
@@ -48,6 +49,16 @@ def straight_line(program, resolved: Callable) -> Callable[[list, list], dict]:
             return replay(arrays, leaves)
     run.source = source  # for a curious reader: print(program.straight_line.source)
     return run
+
+
+def _tiles(shape: tuple, indices: list) -> bool:
+    """Do the regions ``x[index]`` cover an array of ``shape`` exactly once each?"""
+    covered = np.zeros(shape, bool)
+    for index in indices:
+        if covered[index].any():
+            return False
+        covered[index] = True
+    return bool(covered.all())
 
 
 def _as_array(g) -> np.ndarray:
@@ -73,6 +84,7 @@ class _Writer:
             "as_array": _as_array, "set_grad": _set_grad, "resolved": resolved}
         self.lines: list[str] = []
         self._names: dict[int, str] = {}  # id of a global object -> its name
+        self.ops = {entry[4]: entry for entry in program.entries if entry[0] == "op"}
 
     def source(self) -> str:
         self._inputs()
@@ -140,25 +152,34 @@ class _Writer:
         for slot, parents, _, _ in plan:
             if slot in reached and not isinstance(parents, bool):
                 reached.update(parent for parent, _, _ in parents if parent is not None)
+        tiled = self._tiled(plan, reached)
+        started: set[int] = set()
         sums = f"sums{index}"
-        if not all(single for slot, _, _, single in plan if slot in reached):
+        if not all(single or slot in tiled for slot, _, _, single in plan if slot in reached):
             self.line(f"{sums} = GradientSum()")
         self.line(f"g{root} = np.ones_like(v{root})")
         for slot, parents, last, single in plan:
             if slot not in reached:
                 continue
-            g = f"g{slot}" if single else f"{sums}.pop({slot})"
+            local = single or slot in tiled  # its gradient is the local g{slot}
+            g = f"g{slot}" if local else f"{sums}.pop({slot})"
             if isinstance(parents, bool):  # a leaf
                 leaf = self._leaf(slot)
-                self.line(f"set_grad({leaf}, {g}, {parents})" + (f"; del g{slot}" if single
+                self.line(f"set_grad({leaf}, {g}, {parents})" + (f"; del g{slot}" if local
                                                                     else ""))
                 continue
             targets = [f"d{k}" if parent is not None else "_"
                        for k, (parent, _, _) in enumerate(parents)]
             self.line(f"{', '.join(targets)}, = b{slot}({g})"
-                      + (f"; del g{slot}" if single else "") + (f"; del b{slot}" if last else ""))
+                      + (f"; del g{slot}" if local else "") + (f"; del b{slot}" if last else ""))
             for k, (parent, shape, one) in enumerate(parents):
                 if parent is None:
+                    continue
+                if parent in tiled:  # a slice (a Scatter) written into its place
+                    if parent not in started:
+                        started.add(parent)
+                        self.line(f"g{parent} = np.empty({shape!r}, d{k}.values.dtype)")
+                    self.line(f"g{parent}[{tiled[parent][slot]}] = d{k}.values")
                     continue
                 d = f"d{k}"  # as Program.run: summed back to its input's shape if broadcasting
                 if one:      # stretched it; on its own, a Scatter or Product made an array
@@ -168,6 +189,34 @@ class _Writer:
                     self.line(f"{sums}.add({parent}, {d} if {d}.shape == {shape!r} else "
                               f"unbroadcast({d}, {shape!r}))")
             self.line(f"del {', '.join(targets)}")  # (as Program.run: no gradient held longer)
+
+    def _tiled(self, plan: list, reached: set[int]) -> dict[int, dict[int, str]]:
+        """The nodes whose gradient arrives only as slices (getitem's Scatters) that tile
+        them exactly, each element once: {node: {the slicing op's slot: its index's name}}.
+        Their gradient is written slice by slice into an empty array: no zeros, no adds
+        (GradientSum's buffer would start from zeros and add each slice)."""
+        arrivals: dict[int, list[int]] = {}
+        for slot, parents, _, _ in plan:
+            if slot in reached and not isinstance(parents, bool):
+                for parent, _, _ in parents:
+                    if parent is not None:
+                        arrivals.setdefault(parent, []).append(slot)
+        tiled = {}
+        for node, children in arrivals.items():
+            shape = self.program.tensors[node].shape
+            indices = [self._slice_of(child, node, shape) for child in children]
+            if len(children) > 1 and None not in indices and _tiles(shape, indices):
+                tiled[node] = {child: self.name(index, "index")
+                               for child, index in zip(children, indices, strict=True)}
+        return tiled
+
+    def _slice_of(self, slot: int, node: int, shape: tuple) -> Any:
+        """The index of the op that made ``slot``, if it is ``node[index]`` with a view index."""
+        entry = self.ops.get(slot)
+        if entry is None or entry[1] is not getitem or entry[2] != (node,) or entry[7]:
+            return None
+        index = entry[3]["index"]
+        return index if Scatter(shape, index, None)._slices_only() else None
 
     def _leaf(self, slot: int) -> str:
         source = self.program.sources[slot]

@@ -116,20 +116,16 @@ def log(x: np.ndarray) -> Result:
 
 
 def sigmoid(x: np.ndarray) -> Result:
-    """s = 1 / (1 + exp(-x)); ds/dx = s * (1 - s)."""
-    if x.dtype == np.float16:  # float16's exp overflows already at 11: compute in float32
-        s = (1 / (1 + exp_capped(-x.astype(np.float32)))).astype(np.float16)
-    else:
-        s = 1 / (1 + exp_capped(-x))
+    """s = 1 / (1 + exp(-x)); ds/dx = s * (1 - s).
+
+    For x below about -88 (float32), exp(-x) overflows to inf and s is 0, as it should be
+    (silently, as in torch)."""
+    with np.errstate(over="ignore"):
+        if x.dtype == np.float16:  # float16's exp overflows already at 11: compute in float32
+            s = (1 / (1 + np.exp(-x.astype(np.float32)))).astype(np.float16)
+        else:
+            s = 1 / (1 + np.exp(-x))
     return s, lambda g: (g * s * (1 - s),)
-
-
-def exp_capped(x: np.ndarray) -> np.ndarray:
-    """exp(x), with x capped just below overflow: sigmoid(-1000) is 0 without a warning."""
-    return np.exp(np.minimum(x, _EXP_CAP.get(x.dtype, np.inf)))
-
-
-_EXP_CAP = {np.dtype(np.float32): np.float32(88.7), np.dtype(np.float64): 709.7}
 
 
 def tanh(x: np.ndarray) -> Result:
