@@ -502,3 +502,30 @@ def test_code_python_refuses_to_compile_leaves_the_replays_to_the_loop(monkeypat
         np.testing.assert_allclose(w.grad, x * (1 - np.tanh(1.0) ** 2))
     assert compiled.replays == 2
     assert capfd.readouterr().err.count("replays with the loop") == 1
+
+
+@pytest.mark.parametrize("slices", [
+    [(slice(0, 2),), (slice(2, 5),)],                  # tile x exactly: written in place
+    [(slice(0, 3),), (slice(2, 5),)],                  # overlap at row 2: added up
+    [(slice(0, 1),), (slice(3, 5),)],                  # rows 1, 2 get nothing: zeros there
+    [(0,), (slice(1, 5), slice(0, 2)), (slice(1, 5), 2)]])  # a row, then columns
+def test_slice_gradients_in_the_generated_code_equal_the_loops_and_numpys(slices):
+    mt.set_default_dtype(np.float64)
+    x = mt.Tensor(np.linspace(-1, 1, 15).reshape(5, 3), requires_grad=True)
+
+    def step(weights):
+        x.grad = None
+        w = mt.Tensor(weights)
+        loss = sum((mt.tanh(x[index]) * w[index] * float(k + 1)).sum()
+                   for k, index in enumerate(slices))
+        loss.backward()
+        return loss
+
+    weights = np.arange(15.0).reshape(5, 3) / 7
+    loop, code = _replayed_both_ways(step, [(weights + 1,), (weights + 2,)], (weights,),
+                                     lambda: x.grad.copy())
+    want = np.zeros((5, 3))
+    for k, index in enumerate(slices):
+        want[index] += weights[index] * (k + 1) * (1 - np.tanh(x.data[index]) ** 2)
+    np.testing.assert_allclose(loop, want, rtol=1e-12)
+    np.testing.assert_array_equal(code, loop)
