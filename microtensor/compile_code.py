@@ -3,20 +3,23 @@ Without this: ``program.run(args)``, the loop that reads each entry and runs it.
 
 ``Program.run`` walks its entries and, for each, unpacks the entry, looks up the slots it
 reads, calls the op and files the result; its backward loop decides at every node whether
-a gradient waits alone or goes into a sum, whether it needs unbroadcasting, and whether
-the node's ``backward`` can go. All of those answers are the same at every replay: this
-module decides them once and writes the program as straight-line code, one line per op
-and per gradient, which Python compiles once::
+a gradient waits alone or goes into a sum and whether the node's ``backward`` can go. All
+of those answers are the same at every replay: this module decides them once and writes
+the program as straight-line code, one line per op and per gradient, which Python
+compiles once (``print(program.straight_line.source)``)::
 
-    v12, b12 = f_sigmoid(v11)
+    v12, b12 = _sigmoid_7(v11)                 # the op function eager runs
     ...
-    t0, = b12(g12); del b12, g12
-    g11 = t0
+    d0, = b12(g12); del g12; del b12           # its backward closure
+    g11 = d0 if d0.__class__ is ndarray and d0.shape == (32, 128) else ...
 
 The calls are the same op functions and the same ``backward`` closures, in the same order,
-so the numbers are the same, bit for bit (tests/test_compile.py runs both).
-``mt.plain_engine()`` replays with ``program.run``. It pays about 2 microseconds per op
-and per gradient: the benchmark's numbers are in benchmarks/README.md.
+so the numbers are the same, bit for bit (tests/test_compile.py runs both ways). Two more
+things are decided once here: a gradient that arrives as slices tiling its node exactly
+(an LSTM's four gates, its inputs projected for every step) is written slice by slice into
+an empty array, where the loop's GradientSum starts from zeros and adds; and the cycle
+collector is paused (a replay makes no cycles). ``mt.plain_engine()`` replays with
+``program.run``. What this buys, measured: benchmarks/README.md.
 """
 
 from __future__ import annotations
