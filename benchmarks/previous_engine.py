@@ -32,7 +32,10 @@ def _swap_in(modules: dict[str, ModuleType]) -> dict[str, ModuleType]:
 
 
 def load(commit: str) -> dict[str, ModuleType]:
-    """The project's packages at ``commit`` (checked out into a worktree once)."""
+    """The project's packages at ``commit`` (checked out into a worktree once, named by its
+    hash: a name like HEAD would keep the checkout of whatever it meant the first time)."""
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", commit],
+                            check=True, capture_output=True, text=True).stdout.strip()
     path = ROOT / "benchmarks" / ".previous" / commit
     if not path.exists():
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--force",

@@ -142,8 +142,8 @@ class GradientSum:
             self.grads[node] = g  # not ours to change: someone else may hold it too
         elif node in self.owned:
             np.add(grad, g, out=grad)
-        else:  # the second one: their sum, made here
-            self.grads[node] = np.asarray(grad + g)  # (asarray: numpy scalars too)
+        else:  # the second one: their sum, made here (in the first one's dtype, as the
+            self.grads[node] = np.asarray(np.add(grad, g, dtype=grad.dtype))  # later adds)
             self.owned.add(node)
 
     def _own(self, node, grad: np.ndarray) -> np.ndarray:

@@ -104,3 +104,16 @@ def test_both_engine_paths_give_numpys_scatter_add(plain):
             total = term if total is None else total + term
         total.backward()
     np.testing.assert_allclose(x.grad, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtypes", [(np.float32, np.float64), (np.float32, np.float32, np.float64),
+                                    (np.float64, np.float32)])
+def test_a_sum_of_gradients_keeps_the_first_ones_dtype_however_many_arrive(dtypes):
+    from microtensor.speedups import GradientSum
+
+    grads = GradientSum()
+    for k, dtype in enumerate(dtypes):
+        grads.add("node", np.full(3, 1.0 + k, dtype))
+    total = grads.pop("node")
+    assert total.dtype == dtypes[0]
+    np.testing.assert_array_equal(total, np.full(3, sum(1.0 + k for k in range(len(dtypes)))))
