@@ -20,11 +20,18 @@ What a replay can't see is guarded, never replayed wrongly:
   is found by tracing the second call too: the program is replayed once two traces
   agree, and on new data only once two traces with different data agree; a
   difference means eager, with a note.
-* Other shapes, dtypes or Python arguments trace again (one program per signature).
+* Other shapes, dtypes or Python arguments trace again (one program per signature; 16
+  kept). A function traced 8 times without a replay runs eagerly from then on.
+* ``guard(read, what)``: a Python value the step chose from (a layer's training flag) is
+  read again before each replay; a change traces again.
+* A parameter whose array the step changes outside an op and outside a ``@replayed``
+  call (``p.data -= ...``), or a returned tensor with a graph but no ``backward()`` in the
+  step (its caller's backward needs that graph), makes the call run eagerly, with a note.
 * A random op draws inside its forward (``nn.Dropout``), so a replay draws anew.
 
-State ``fn`` reads outside its arguments and the ops (a layer's training flag, a
-Python attribute) is fixed by the trace; parameters' values are read afresh each call.
+State ``fn`` reads outside its arguments and the ops (a Python attribute, which model or
+optimizer a name means, a choice made from a numpy argument) is fixed by the trace;
+parameters' values are read afresh each call.
 A parameter whose ``.grad`` was None when the traced backward ran (``zero_grad()``,
 ``p.grad = None``) gets a fresh ``.grad`` at each replay; one that held a gradient
 adds to it (two traces that disagree on this run eagerly).
@@ -61,6 +68,15 @@ def python_choice(what: str) -> None:
         tracer.problem = what
 
 
+def guard(read: Callable[[], Any], what: str) -> None:
+    """Tell a trace under way that Python chose something from ``read()``'s value here (a
+    layer's training flag, ``what``): each replay first checks ``read()`` still gives that
+    value, and traces again if not."""
+    tracer = state.tracer
+    if tracer is not None:
+        tracer.guards.append((read, read(), what))
+
+
 def replayed(method: Callable) -> Callable:
     """Mark a function with effects outside the graph (an optimizer's ``step``): a traced
     call records it, and each replay calls it again at the same place. Ops it runs itself
@@ -78,6 +94,7 @@ def replayed(method: Callable) -> Callable:
             return method(*args, **kwargs)
         finally:
             state.tracer = tracer
+            tracer.snapshot_parameters()  # what it changed, a replay changes again
     return recorded
 
 
@@ -137,6 +154,8 @@ class Tracer:
         self.slot_of_array: dict[int, int] = {}  # an op's result by array: detach() aliases it
         self.arrays: list[np.ndarray] = []  # results, kept so that ids stay unique
         self.problem: str | None = None
+        self.guards: list[tuple] = []  # (read, value, what): see guard()
+        self.parameters: dict[int, tuple] = {}  # slot -> (its array, a copy of its values)
         for k, arg in enumerate(self.args):
             self.tensors.append(arg if isinstance(arg, Tensor) else None)
             if isinstance(arg, Tensor):
@@ -184,6 +203,24 @@ class Tracer:
             plan.append((slot, parents))
         self.program.append(("backward", self._slot(root), plan))
 
+    def snapshot_parameters(self) -> None:
+        """Note the parameters' values now (after a ``@replayed`` call changed them)."""
+        for slot in self.parameters:
+            data = self.tensors[slot].data
+            self.parameters[slot] = (data, data.copy())
+
+    def check_parameters(self) -> None:
+        """A parameter changed since an op first read it, other than by a ``@replayed`` call
+        (``p.data -= lr * p.grad``): a replay would not change it."""
+        for slot, (data, values) in self.parameters.items():
+            tensor = self.tensors[slot]
+            if tensor.data is not data or not np.array_equal(data, values, equal_nan=True):
+                self.problem = self.problem or (
+                    f"the step changes {_what(tensor)} outside an op or an optimizer's step "
+                    "(as p.data -= ...), which a replay would not repeat; update it with an "
+                    "optimizer (optim.SGD), or under mt.no_grad() with p -= lr * p.grad")
+                return
+
     # Slots ---------------------------------------------------------------------------------
     def _new_slot(self, tensor: Tensor, source: tuple) -> int:
         slot = len(self.sources)
@@ -206,7 +243,9 @@ class Tracer:
             self.slot_of[id(tensor)] = alias
             return alias
         if tensor.requires_grad:
-            return self._new_slot(tensor, ("param", tensor))
+            slot = self._new_slot(tensor, ("param", tensor))
+            self.parameters[slot] = (tensor.data, tensor.data.copy())
+            return slot
         found = self._argument_like(tensor.data)
         if found is not None:
             return self._new_slot(tensor, found)
@@ -268,6 +307,8 @@ class Program:
         self.tensors = tracer.tensors
         self.entries = tracer.program
         self.args = [_array(a).copy() for a in tracer.args]  # to tell a new call's data apart
+        self.guards = tracer.guards
+        self.has_backward = any(entry[0] == "backward" for entry in self.entries)
         self.output = self._output_of(result, tracer)
         # Replayed once a second call traced the same program (confirmed), on any data once
         # that call had other data (verified): a constant made from the data would differ.
@@ -282,6 +323,11 @@ class Program:
 
     def _output_of(self, value: Any, tracer: Tracer) -> Any:
         if isinstance(value, Tensor):
+            if value._backward is not None and not self.has_backward:
+                raise Unreplayable(
+                    f"the step returns {_what(value)} with its graph but runs no backward(); "
+                    "a replay returns values only, so call backward() inside the compiled "
+                    "function (or return value.detach())")
             return _Slot(tracer._slot(value))
         if isinstance(value, list | tuple):
             return type(value)(self._output_of(v, tracer) for v in value)
@@ -338,8 +384,10 @@ class Program:
         return None
 
     def still_holds(self) -> bool:
-        """Does every leaf still need a gradient exactly when it did when traced?"""
-        return all(tensor.requires_grad == needed for tensor, needed in self.needs_grad)
+        """Does every leaf still need a gradient exactly when it did when traced, and does
+        every ``guard`` still read the value it read then?"""
+        return (all(tensor.requires_grad == needed for tensor, needed in self.needs_grad)
+                and all(read() == value for read, value, _ in self.guards))
 
     def same_arguments(self, args: tuple) -> bool:
         return all(np.array_equal(_array(a), b) for a, b in zip(_leaves(args), self.args,
@@ -536,6 +584,8 @@ def _label(entry: tuple) -> str:
 # -- the compiled function -------------------------------------------------------------------
 
 _EAGER = "eager"
+TRACES_WITHOUT_A_REPLAY = 8  # then a function runs eagerly: its calls never repeat
+PROGRAMS_KEPT = 16  # signatures (batch shapes...) kept per function, the oldest dropped
 
 
 class Compiled:
@@ -552,12 +602,13 @@ class Compiled:
         self.traces = 0
         self.replays = 0
         self.note: str | None = None
+        self.given_up = False
         self._last: Program | None = None
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if state.tracer is not None:  # inside another compiled step's trace: be part of it
-            return self.fn(*args, **kwargs)
+        if state.tracer is not None or self.given_up:  # inside another compiled step's trace
+            return self.fn(*args, **kwargs)  # (be part of it), or no replay is to be had
         call = (args, kwargs)  # every array in it, in order, is an input of the program
         try:
             key = (_signature(call), state.grad_enabled)
@@ -583,6 +634,13 @@ class Compiled:
             result = self.fn(*call[0], **call[1])
         finally:
             state.tracer = previous
+        tracer.check_parameters()
+        if self.traces >= TRACES_WITHOUT_A_REPLAY and not self.replays:
+            self.given_up = True  # every call eager from now on, with no more tracing
+            tracer.problem = tracer.problem or (
+                f"it was traced {self.traces} times without a replay: no two calls had the "
+                "same signature (a Python value among its arguments, such as an epoch number, "
+                "or the shapes change at every call); pass such a value as an array")
         try:
             if tracer.problem is not None:
                 raise Unreplayable(tracer.problem)
@@ -591,6 +649,8 @@ class Compiled:
             self._run_eagerly(key, str(reason))
             return result
         self._last = program
+        if len(self.programs) >= PROGRAMS_KEPT and key not in self.programs:
+            del self.programs[next(iter(self.programs))]  # the oldest signature goes
         if first is None:
             self.programs[key] = program
             return result
@@ -614,6 +674,8 @@ class Compiled:
     def source(self) -> str:
         """The last traced program as numpy code: the forward lines, then the backward ones."""
         if self._last is None:
+            if self.note is not None:
+                return f"# no program: it {self.note}"
             return "# not traced yet: call the compiled function once"
         from .compile_source import program_source
         try:

@@ -212,6 +212,8 @@ class Tensor:
         return self.data
 
     def __repr__(self) -> str:
+        if state.tracer is not None:  # print(x) in a traced step: replays would print nothing
+            state.tracer.read(self, "print(x) or repr(x): x")
         if is_freed(self.data):
             body = f"<value freed after the forward pass; shape {self.shape}>"
         else:
@@ -285,6 +287,33 @@ class Tensor:
 
     def __rtruediv__(self, other: TensorLike) -> Tensor:
         return apply(ops.div, other, self)
+
+    # x += y and the like: in place under no_grad() (torch's ``p -= lr * p.grad`` updates p);
+    # with grad on, a new node, as ``x = x + y`` (the old value stays in the graph).
+    def __iadd__(self, other: TensorLike) -> Tensor:
+        return self._in_place(np.add, other) if not state.grad_enabled else self + other
+
+    def __isub__(self, other: TensorLike) -> Tensor:
+        return self._in_place(np.subtract, other) if not state.grad_enabled else self - other
+
+    def __imul__(self, other: TensorLike) -> Tensor:
+        return self._in_place(np.multiply, other) if not state.grad_enabled else self * other
+
+    def __itruediv__(self, other: TensorLike) -> Tensor:
+        return self._in_place(np.divide, other) if not state.grad_enabled else self / other
+
+    def _in_place(self, ufunc: np.ufunc, other: TensorLike) -> Tensor:
+        data = self._value(f"x {_IN_PLACE[ufunc]} y: x")
+        value = other._value(f"x {_IN_PLACE[ufunc]} y: y") if isinstance(other, Tensor) else other
+        try:
+            fits = np.broadcast_shapes(np.shape(value), data.shape) == data.shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ShapeError(f"x {_IN_PLACE[ufunc]} y: y of shape {np.shape(value)} can't be "
+                             f"written into x of shape {self.shape}")
+        ufunc(data, value, out=data, casting="same_kind")
+        return self
 
     def __matmul__(self, other: TensorLike) -> Tensor:
         return matmul(self, other)
@@ -665,6 +694,9 @@ class PlainSum:
         return self.grads.pop(node, None)
 
 
+
+
+_IN_PLACE = {np.add: "+=", np.subtract: "-=", np.multiply: "*=", np.divide: "/="}
 
 
 def topological_order(root: Tensor) -> list[Tensor]:

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import numpy as np
 
 import microtensor as mt
+from microtensor.compile import guard
 
 _this_thread = threading.local()  # .training: the mode fit or predict runs in on this thread
 
@@ -40,7 +41,12 @@ class Module:
     @property
     def training(self) -> bool:
         """Training mode (Dropout on): as ``train()``/``eval()`` set it, unless ``fit``,
-        ``evaluate`` or ``predict`` is running on this thread (then theirs)."""
+        ``evaluate`` or ``predict`` is running on this thread (then theirs). Read inside an
+        ``mt.compile`` trace, a replay checks it is unchanged (else it traces again)."""
+        guard(self._mode, f"{type(self).__name__}.training")
+        return self._mode()
+
+    def _mode(self) -> bool:
         running = getattr(_this_thread, "training", None)
         return self._training if running is None else running
 

@@ -299,8 +299,11 @@ class Trainable:
         return self(x_batch)
 
     def _evaluated(self, x_batch, y_batch, sample_weight=None, modes=None):
+        """The loss and the prediction, as values: the graph (which BCE's logits need) stays
+        inside, so a compiled replay gives the same kind of result."""
         prediction = self(x_batch)
-        return self._loss_of(y_batch, prediction, self.output_mask, sample_weight), prediction
+        loss = self._loss_of(y_batch, prediction, self.output_mask, sample_weight)
+        return loss.detach(), prediction.detach()
 
     # -- evaluate / predict -------------------------------------------------------------
     def evaluate(self, x: Data, y: Data, batch_size: int | None = None, verbose: int | str = 0,

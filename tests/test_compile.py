@@ -529,3 +529,160 @@ def test_slice_gradients_in_the_generated_code_equal_the_loops_and_numpys(slices
         want[index] += weights[index] * (k + 1) * (1 - np.tanh(x.data[index]) ** 2)
     np.testing.assert_allclose(loop, want, rtol=1e-12)
     np.testing.assert_array_equal(code, loop)
+
+
+# -- what a learner's own step does that a replay can't see (from a trial as a new user) --
+
+def _small_model(dropout: float = 0.0):
+    nn.set_seed(3)
+    layers = [nn.Input((STEPS, FEATURES)), nn.LSTM(4)]
+    layers += [nn.Dropout(dropout)] if dropout else []
+    return nn.Sequential(layers + [nn.Dense(1, activation="sigmoid")])
+
+
+def _batches(count: int):
+    rng = np.random.default_rng(8)
+    return [(rng.normal(size=(BATCH, STEPS, FEATURES)),
+             (rng.random((BATCH, 1)) > 0.5).astype(float)) for _ in range(count)]
+
+
+def test_a_hand_written_update_of_p_data_runs_the_step_eagerly(capfd):
+    mt.set_default_dtype(np.float64)
+    losses = []
+    for compiled in (False, True):
+        model = _small_model()
+
+        def step(x, y, model=model):
+            loss = nn.losses.binary_crossentropy(y, model(x))
+            model.zero_grad()
+            loss.backward()
+            for p in model.parameters():
+                p.data -= 0.5 * p.grad  # numpy, in place: no op records it
+            return loss
+
+        run = mt.compile(step) if compiled else step
+        losses.append([run(x, y).item() for x, y in _batches(5)])
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-12)  # it kept training
+    assert run.replays == 0 and "p.data -=" in run.note
+    assert capfd.readouterr().err.count("runs eagerly") == 1
+
+
+def test_p_minus_equals_under_no_grad_updates_the_parameter_in_place_as_torch():
+    mt.set_default_dtype(np.float64)
+    p = mt.Tensor([1.0, 2.0], requires_grad=True)
+    (p * p).sum().backward()
+    before = p
+    with mt.no_grad():
+        p -= 0.25 * p.grad
+        p *= 2.0
+    assert p is before  # the same tensor, changed in place
+    np.testing.assert_array_equal(p.data, [1.0, 2.0])  # (1 - 0.5) * 2, (2 - 1) * 2
+    q = p
+    q += 1.0  # with grad on: a new node, as q = q + 1
+    assert q is not p and q.op == "add"
+    with mt.no_grad(), pytest.raises(mt.ShapeError, match=r"x \+= y: y of shape \(3,\)"):
+        p += np.ones(3)
+
+
+def test_an_update_under_no_grad_in_a_compiled_step_is_replayed_eagerly_and_right(capfd):
+    mt.set_default_dtype(np.float64)
+    results = []
+    for compiled in (False, True):
+        model = _small_model()
+
+        def step(x, y, model=model):
+            loss = nn.losses.binary_crossentropy(y, model(x))
+            model.zero_grad()
+            loss.backward()
+            with mt.no_grad():
+                for p in model.parameters():
+                    p -= 0.5 * p.grad
+            return loss
+
+        run = mt.compile(step) if compiled else step
+        results.append([run(x, y).item() for x, y in _batches(4)])
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-12)
+    assert run.replays == 0
+
+
+def test_compiling_the_forward_only_says_to_call_backward_inside(capfd):
+    mt.set_default_dtype(np.float64)
+    model = _small_model()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    loss_of = mt.compile(lambda x, y: nn.losses.binary_crossentropy(y, model(x)))
+    for x, y in _batches(4):  # backward outside: works at every call (eagerly)
+        loss = loss_of(x, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss_of.replays == 0 and "call backward() inside" in loss_of.note
+    assert loss_of.source.startswith("# no program: it runs eagerly")
+
+
+def test_switching_eval_and_train_between_calls_traces_again():
+    model = _small_model(dropout=0.5)
+    forward = mt.compile(lambda x: model(x))
+    x = _batches(1)[0][0]
+    model.train()
+    for _ in range(3):
+        forward(x)
+    model.eval()
+    a, b = forward(x).numpy(), forward(x).numpy()
+    np.testing.assert_array_equal(a, b)  # Dropout off: the same numbers
+    np.testing.assert_allclose(a, model(x).numpy(), rtol=1e-6)
+    model.train()
+    c, d = forward(x).numpy(), forward(x).numpy()
+    assert not np.array_equal(c, d)  # Dropout on again: fresh masks
+
+
+def test_print_inside_a_step_runs_it_eagerly(capfd):
+    model = _small_model()
+
+    def step(x, y):
+        loss = nn.losses.binary_crossentropy(y, model(x))
+        print(loss)
+        return loss.detach()
+
+    compiled = mt.compile(step)
+    for x, y in _batches(4):
+        compiled(x, y)
+    out = capfd.readouterr()
+    assert out.out.count("Tensor(") == 4 and compiled.replays == 0
+    assert "print(x)" in compiled.note
+
+
+def test_a_python_value_that_changes_every_call_stops_tracing_and_frees_its_programs(capfd):
+    w = mt.Tensor(np.ones(3), requires_grad=True)
+
+    def step(x, epoch):
+        w.grad = None
+        loss = (w * mt.Tensor(x) * float(epoch + 1)).sum()
+        loss.backward()
+        return loss
+
+    compiled = mt.compile(step)
+    x = np.arange(3.0)
+    for epoch in range(20):
+        compiled(x, epoch)
+        np.testing.assert_array_equal(w.grad, x * (epoch + 1))
+    assert compiled.traces == 8 and "traced 8 times without a replay" in compiled.note
+    assert len(compiled.programs) <= 16
+    assert capfd.readouterr().err.count("runs eagerly") == 1
+
+
+def test_at_most_sixteen_signatures_are_kept():
+    w = mt.Tensor(np.ones(3), requires_grad=True)
+
+    def step(x, k):
+        w.grad = None
+        loss = (w * mt.Tensor(x) * float(k)).sum()
+        loss.backward()
+        return loss
+
+    compiled = mt.compile(step)
+    x = np.arange(3.0)
+    for k in range(1, 21):  # each value of k three times: traced, confirmed, replayed
+        for _ in range(3):
+            compiled(x, k)
+            np.testing.assert_array_equal(w.grad, x * k)
+    assert compiled.replays == 20 and len(compiled.programs) == 16
