@@ -12,7 +12,7 @@ raises meanwhile (a KeyboardInterrupt too), to none.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 
 import numpy as np
 
@@ -123,6 +123,12 @@ class Optimizer:
     @property
     def hyperparameters(self) -> dict:
         return {name: getattr(self, name) for name in self._hyper_names}
+
+    @property
+    def param_groups(self) -> list[ParamGroup]:
+        """torch's view: one group, whose items are this optimizer's own attributes
+        (``opt.param_groups[0]["lr"] = 1e-4`` is ``opt.lr = 1e-4``)."""
+        return [ParamGroup(self)]
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters.items())
@@ -325,3 +331,41 @@ class PendingStep:
         for index, param, data, buffers in self.changes:
             np.copyto(param.data, data)
             state[index] = buffers
+
+
+class ParamGroup(MutableMapping):
+    """``opt.param_groups[0]``: "params" and the hyperparameters, read from and written to
+    the optimizer's attributes (checked as they are)."""
+
+    def __init__(self, optimizer: Optimizer) -> None:
+        self._optimizer = optimizer
+
+    def __getitem__(self, key: str):
+        if key == "params":
+            return self._optimizer.params
+        if key not in self._optimizer._hyper_names:
+            raise KeyError(f"{key!r}: {type(self._optimizer).__name__}'s param_groups hold "
+                           f"'params', {', '.join(map(repr, self._optimizer._hyper_names))}")
+        return getattr(self._optimizer, key)
+
+    def __setitem__(self, key: str, value) -> None:
+        self[key]  # noqa: B018 - a KeyError naming the keys there are
+        if key == "params":
+            raise TypeError("param_groups[0]['params'] can't be replaced: make a new "
+                            "optimizer for other parameters")
+        before = getattr(self._optimizer, key)
+        try:
+            setattr(self._optimizer, key, value)
+            self._optimizer._validate()
+        except (ValueError, TypeError):
+            setattr(self._optimizer, key, before)  # no half-applied change
+            raise
+
+    def __delitem__(self, key: str) -> None:
+        raise TypeError("param_groups: a key can't be removed")
+
+    def __iter__(self):
+        return iter(("params", *self._optimizer._hyper_names))
+
+    def __len__(self) -> int:
+        return 1 + len(self._optimizer._hyper_names)

@@ -366,3 +366,17 @@ def test_grad_with_wrong_shape_names_the_parameter():
     p.grad = np.zeros((3, 2), dtype=np.float32)
     with pytest.raises(mt.ShapeError, match=r"dense/kernel.*\(2, 3\).*\(3, 2\)"):
         optim.Adam([p]).step()
+
+
+def test_param_groups_read_and_write_the_optimizers_own_settings_as_torch():
+    p = mt.Tensor(np.ones(2), requires_grad=True)
+    opt = optim.SGD([p], lr=0.1, momentum=0.9)
+    for group in opt.param_groups:  # torch's learning-rate schedule idiom
+        group["lr"] *= 0.5
+    assert opt.lr == 0.05 and opt.param_groups[0]["momentum"] == 0.9
+    assert opt.param_groups[0]["params"] == [p]
+    with pytest.raises(ValueError, match="momentum"):
+        opt.param_groups[0]["momentum"] = -1.0
+    assert opt.momentum == 0.9  # refused: unchanged
+    with pytest.raises(KeyError, match="'betas'.*'params', 'lr'"):
+        opt.param_groups[0]["betas"]
