@@ -4,6 +4,7 @@ traces again on new shapes, runs eagerly where the data decides, and prints as c
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -546,8 +547,9 @@ def _batches(count: int):
              (rng.random((BATCH, 1)) > 0.5).astype(float)) for _ in range(count)]
 
 
-def test_a_hand_written_update_of_p_data_runs_the_step_eagerly(capfd):
-    mt.set_default_dtype(np.float64)
+def _sgd_by_hand(update: Callable) -> tuple[list, list, mt.Compiled]:
+    """Losses of 5 steps of a loop that updates the weights by hand (``update(p)``), eager
+    and compiled, and the compiled step."""
     losses = []
     for compiled in (False, True):
         model = _small_model()
@@ -557,13 +559,23 @@ def test_a_hand_written_update_of_p_data_runs_the_step_eagerly(capfd):
             model.zero_grad()
             loss.backward()
             for p in model.parameters():
-                p.data -= 0.5 * p.grad  # numpy, in place: no op records it
+                update(p)
             return loss
 
         run = mt.compile(step) if compiled else step
         losses.append([run(x, y).item() for x, y in _batches(5)])
-    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-12)  # it kept training
-    assert run.replays == 0 and "p.data -=" in run.note
+    return losses[0], losses[1], run
+
+
+def test_a_hand_written_update_of_p_data_runs_the_step_eagerly(capfd):
+    mt.set_default_dtype(np.float64)
+
+    def update(p):
+        p.data -= 0.5 * p.grad  # numpy, in place: no op records it
+
+    eager, compiled, step = _sgd_by_hand(update)
+    np.testing.assert_allclose(compiled, eager, rtol=1e-12)  # it kept training
+    assert step.replays == 0 and "p.data -=" in step.note
     assert capfd.readouterr().err.count("runs eagerly") == 1
 
 
@@ -586,23 +598,14 @@ def test_p_minus_equals_under_no_grad_updates_the_parameter_in_place_as_torch():
 
 def test_an_update_under_no_grad_in_a_compiled_step_is_replayed_eagerly_and_right(capfd):
     mt.set_default_dtype(np.float64)
-    results = []
-    for compiled in (False, True):
-        model = _small_model()
 
-        def step(x, y, model=model):
-            loss = nn.losses.binary_crossentropy(y, model(x))
-            model.zero_grad()
-            loss.backward()
-            with mt.no_grad():
-                for p in model.parameters():
-                    p -= 0.5 * p.grad
-            return loss
+    def update(p):
+        with mt.no_grad():
+            p -= 0.5 * p.grad
 
-        run = mt.compile(step) if compiled else step
-        results.append([run(x, y).item() for x, y in _batches(4)])
-    np.testing.assert_allclose(results[1], results[0], rtol=1e-12)
-    assert run.replays == 0
+    eager, compiled, step = _sgd_by_hand(update)
+    np.testing.assert_allclose(compiled, eager, rtol=1e-12)
+    assert step.replays == 0
 
 
 def test_compiling_the_forward_only_says_to_call_backward_inside(capfd):
@@ -651,19 +654,24 @@ def test_print_inside_a_step_runs_it_eagerly(capfd):
     assert "print(x)" in compiled.note
 
 
-def test_a_python_value_that_changes_every_call_stops_tracing_and_frees_its_programs(capfd):
+def _scaled_gradient_step():
+    """A step with a Python number among its arguments: its weight and the compiled step."""
     w = mt.Tensor(np.ones(3), requires_grad=True)
 
-    def step(x, epoch):
+    def step(x, scale):
         w.grad = None
-        loss = (w * mt.Tensor(x) * float(epoch + 1)).sum()
+        loss = (w * mt.Tensor(x) * float(scale)).sum()
         loss.backward()
         return loss
 
-    compiled = mt.compile(step)
+    return w, mt.compile(step)
+
+
+def test_a_python_value_that_changes_every_call_stops_tracing_and_frees_its_programs(capfd):
+    w, compiled = _scaled_gradient_step()
     x = np.arange(3.0)
     for epoch in range(20):
-        compiled(x, epoch)
+        compiled(x, epoch + 1)
         np.testing.assert_array_equal(w.grad, x * (epoch + 1))
     assert compiled.traces == 8 and "traced 8 times without a replay" in compiled.note
     assert len(compiled.programs) <= 16
@@ -671,15 +679,7 @@ def test_a_python_value_that_changes_every_call_stops_tracing_and_frees_its_prog
 
 
 def test_at_most_sixteen_signatures_are_kept():
-    w = mt.Tensor(np.ones(3), requires_grad=True)
-
-    def step(x, k):
-        w.grad = None
-        loss = (w * mt.Tensor(x) * float(k)).sum()
-        loss.backward()
-        return loss
-
-    compiled = mt.compile(step)
+    w, compiled = _scaled_gradient_step()
     x = np.arange(3.0)
     for k in range(1, 21):  # each value of k three times: traced, confirmed, replayed
         for _ in range(3):
