@@ -38,6 +38,7 @@ from primitives_reference import NumpyPrimitivesModel
 TIMESTEPS, FEATURES = 50, 10
 PREDICT_BATCH = 256
 PREVIOUS_ENGINE = "a818e52"  # the engine that freed values by default, with per-node tricks
+WARM_UP_CALLS = 12  # a compiled step: 2 traces, then 5 replays with each BLAS thread count
 TOLERANCE = 1e-8  # relative, float64: the implementations differ only in rounding order
 
 
@@ -281,8 +282,9 @@ def measure(models: dict, batch_sizes: list[int], rounds: int,
         for b in batch_sizes:
             tasks.append((name, f"step B={b}", lambda m=model, d=data[b]: m.train_step(*d)))
         tasks.append((name, f"predict B={PREDICT_BATCH}", lambda m=model: m.predict(x_predict)))
-    for _, _, thunk in tasks:  # warm-up: first calls pay for imports, allocations, Adam state
-        thunk()
+    for _, _, thunk in tasks:  # warm-up: first calls pay for imports, allocations, Adam state;
+        for _ in range(WARM_UP_CALLS):  # a compiled step traces, then times both thread counts
+            thunk()
     samples: dict[tuple[str, str], list[float]] = {(n, c): [] for n, c, _ in tasks}
     per_model = len(tasks) // len(models)
     for r in range(rounds):  # rotate which implementation goes first

@@ -5,8 +5,9 @@ numpy's OpenBLAS threads spin while they wait. On small products, or when anothe
 process holds a core, two threads are slower than one (a seed-model step measured
 2.1x slower at B=32 with one core busy, and as fast as idle with one thread). So a
 ``ThreadChoice`` times the replays of one program (one batch shape) with each count
-in turn, then runs the faster, and now and then times the other again: the machine's
-load changes. Needs ``threadpoolctl``; without it, nothing changes.
+in turn, then runs the faster; it times the other again now and then, and at once when
+a call is much slower than usual (the machine's load changed). Needs ``threadpoolctl``;
+without it, nothing changes.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ try:
 except ImportError:  # pragma: no cover - an optional dependency
     ThreadpoolController = None
 
-TRIALS = 3  # timed calls per count before choosing
+TRIALS = 5  # timed calls per count before choosing (the median of the last ones decides)
 RECHECK = 25  # then one call of the other count in this many
+DRIFT = 1.5  # a call this much slower than its count's median: the load changed, time the other
 
 
 class ThreadChoice:
@@ -37,6 +39,7 @@ class ThreadChoice:
         self.counts = [1, most] if most > 1 else []
         self.times: dict[int, list[float]] = {n: [] for n in self.counts}
         self.calls = 0
+        self.last: tuple[int, float] | None = None  # (count, seconds) of the latest call
 
     def run(self, fn: Callable[[], Any]) -> Any:
         if not self.counts:
@@ -45,11 +48,15 @@ class ThreadChoice:
         start = time.perf_counter()
         with _controller().limit(limits=count, user_api="blas"):
             result = fn()
+        self.record(count, time.perf_counter() - start)
+        return result
+
+    def record(self, count: int, seconds: float) -> None:
         times = self.times[count]
-        times.append(time.perf_counter() - start)
+        times.append(seconds)
         del times[:-TRIALS]
         self.calls += 1
-        return result
+        self.last = (count, seconds)
 
     @property
     def best(self) -> int | None:
@@ -61,9 +68,14 @@ class ThreadChoice:
         best = self.best
         if best is None:  # still trying: take turns
             return self.counts[self.calls % len(self.counts)]
-        if self.calls % RECHECK == 0:
+        if self.calls % RECHECK == 0 or self._load_changed(best):
             return next(n for n in self.counts if n != best)
         return best
+
+    def _load_changed(self, best: int) -> bool:
+        """Was the latest call, with the best count, much slower than that count's others?"""
+        count, seconds = self.last
+        return count == best and seconds > DRIFT * statistics.median(self.times[best][:-1])
 
 
 def _controller():
