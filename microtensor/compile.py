@@ -181,7 +181,9 @@ class Tracer:
             return  # a detached value is found again by its array (``_slot``)
         slot = self.slot_of.get(id(tensor))
         if slot is not None or tensor.requires_grad:
-            self.problem = f"{user} reads a value inside the step ({_what(tensor)})"
+            call = user.split(": ")[0]  # "x.item(): x" -> x.item()
+            self.problem = (f"Python reads a value inside the step: {call}, where x is "
+                            f"{_what(tensor)}")
 
     def backward(self, root: Tensor, grad, retain_grads: bool) -> None:
         """``root.backward()`` is about to run: write down its order."""
@@ -375,13 +377,24 @@ class Program:
             return f"the two calls ran {len(self.entries)} and {len(other.entries)} steps"
         for mine, theirs in zip(self.entries, other.entries, strict=True):
             if not _same(mine, theirs):
-                return f"{_label(mine)} differs between two calls"
+                return f"{_label(mine)} differs between two calls" + self._why(mine, theirs)
         for k, (mine, theirs) in enumerate(zip(self.sources, other.sources, strict=True)):
             if not _same(mine, theirs):
                 return f"a constant read by the step ({_what(self.tensors[k])}) changed"
         if not _same(self.output, other.output):
             return "the step returned different Python values"
         return None
+
+    def _why(self, mine: tuple, theirs: tuple) -> str:
+        """For two backward passes that differ: a leaf that held a .grad at one call only."""
+        if mine[0] != "backward" or theirs[0] != "backward" or len(mine[2]) != len(theirs[2]):
+            return ""
+        for node, node_then in zip(mine[2], theirs[2], strict=True):
+            slot, held, held_then = node[0], node[1], node_then[1]  # (a leaf's: a bool)
+            if isinstance(held, bool) and isinstance(held_then, bool) and held != held_then:
+                return (f": {_what(self.tensors[slot])} held a .grad at one call and none at "
+                        "the other (zero_grad() inside the step makes every call alike)")
+        return ""
 
     def still_holds(self) -> bool:
         """Does every leaf still need a gradient exactly when it did when traced, and does
@@ -667,7 +680,8 @@ class Compiled:
     def _run_eagerly(self, key, reason: str) -> None:
         self.programs[key] = _EAGER
         if self.note is None:  # one line per compiled function, not one per batch
-            print(f"mt.compile: {self.name}: runs eagerly: {reason}", file=sys.stderr)
+            print(f"mt.compile: {self.name}: runs eagerly (the same numbers, without a "
+                  f"replay's speed): {reason}", file=sys.stderr)
         self.note = f"runs eagerly: {reason}"
 
     @property

@@ -686,3 +686,19 @@ def test_at_most_sixteen_signatures_are_kept():
             compiled(x, k)
             np.testing.assert_array_equal(w.grad, x * k)
     assert compiled.replays == 20 and len(compiled.programs) == 16
+
+
+def test_a_grad_left_from_the_last_call_is_named_in_the_note(capfd):
+    w = mt.Tensor(np.ones(3), requires_grad=True, name="w")
+
+    def step(x):  # no zero_grad(): w.grad is None at the first call only
+        loss = (w * mt.Tensor(x)).sum()
+        loss.backward()
+        return loss
+
+    compiled = mt.compile(step)
+    for k in range(3):
+        compiled(np.arange(3.0) + k)
+    np.testing.assert_array_equal(w.grad, 3 * np.arange(3.0) + 3)  # added up, as eager
+    assert "w of shape (3,) held a .grad at one call and none at the other" in compiled.note
+    assert "the same numbers" in capfd.readouterr().err
