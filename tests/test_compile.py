@@ -345,6 +345,15 @@ def test_the_plain_engine_replays_with_the_loop_and_agrees():
     assert program.straight_line is not None
 
 
+def _program_replayed_once(step: Callable, *args):
+    """``step`` compiled and called three times (traced, confirmed, replayed): its program."""
+    compiled = mt.compile(step)
+    for _ in range(3):
+        compiled(*args)
+    (program,) = compiled.programs.values()
+    return program
+
+
 def test_the_generated_code_is_one_line_per_op_and_per_gradient():
     mt.set_default_dtype(np.float64)
     w = mt.Tensor(np.ones((3, 2)), requires_grad=True)
@@ -355,10 +364,7 @@ def test_the_generated_code_is_one_line_per_op_and_per_gradient():
         loss.backward()
         return loss
 
-    compiled = mt.compile(step)
-    for _ in range(3):
-        compiled(np.ones((4, 3)))
-    (program,) = compiled.programs.values()
+    program = _program_replayed_once(step, np.ones((4, 3)))
     lines = [line.strip() for line in program.straight_line.source.splitlines()[1:]]
     ops = [re.match(r"v\d+, b\d+ = _(\w+)_\d+\(", line) for line in lines]
     assert [op.group(1) for op in ops if op] == ["matmul", "tanh", "sum"]  # as traced
@@ -463,16 +469,13 @@ def test_a_dropped_program_is_freed_without_the_cycle_collector():
         loss.backward()
         return loss
 
-    compiled = mt.compile(step)
-    for _ in range(3):
-        compiled(np.ones((4, 3)))
-    (program,) = compiled.programs.values()
+    program = _program_replayed_once(step, np.ones((4, 3)))
     assert program.straight_line is not None  # its code holds the constant too
     (constant,) = [source[1] for source in program.sources if source[0] == "constant"]
     gone = weakref.ref(constant)
     gc.disable()
     try:
-        del program, compiled, constant
+        del program, constant
         assert gone() is None
     finally:
         gc.enable()
