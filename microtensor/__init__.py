@@ -1,6 +1,7 @@
 """microtensor: a small, readable reverse-mode autograd on numpy."""
 
-from .compile import Compiled, compile, python_choice, replayed
+from .compile import Compiled, compile
+from .compile_trace import python_choice, replayed
 from .context import (
     enable_grad,
     get_default_dtype,

@@ -10,6 +10,7 @@ same op functions give the new values and the same ``backward`` closures, so no
 gradient is written twice, and no Tensor, node or topological sort is made.
 ``Program.run`` is that loop, plainly; a replay runs the same calls written out as one
 straight-line Python function (compile_code.py), which skips the loop's bookkeeping.
+The tracer is in compile_trace.py; the program printed for a reader in compile_source.py.
 
 What a replay can't see is guarded, never replayed wrongly:
 
@@ -42,91 +43,26 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .blas_threads import ThreadChoice
 from .compile_code import straight_line
+from .compile_trace import (
+    FromArgument,
+    Tracer,
+    Unreplayable,
+    array_of,
+    described,
+    leaves_of,
+    signature_of,
+)
 from .context import state
 from .ops import unbroadcast
-from .shape_ops import getitem
 from .speedups import GradientSum
-from .tensor import PlainSum, Tensor, topological_order
-
-
-class Unreplayable(Exception):
-    """The traced call did something a replay can't repeat; the message says what."""
-
-
-def python_choice(what: str) -> None:
-    """Tell a trace under way that Python chose something from data here (``what``), so the
-    traced program is good for this call only: the step then runs eagerly."""
-    tracer = state.tracer
-    if tracer is not None and tracer.problem is None:
-        tracer.problem = what
-
-
-def guard(read: Callable[[], Any], what: str) -> None:
-    """Tell a trace under way that Python chose something from ``read()``'s value here (a
-    layer's training flag, ``what``): each replay first checks ``read()`` still gives that
-    value, and traces again if not."""
-    tracer = state.tracer
-    if tracer is not None:
-        tracer.guards.append((read, read(), what))
-
-
-def replayed(method: Callable) -> Callable:
-    """Mark a function with effects outside the graph (an optimizer's ``step``): a traced
-    call records it, and each replay calls it again at the same place. Ops it runs itself
-    are not recorded (the call is repeated as a whole)."""
-    @functools.wraps(method)
-    def recorded(*args: Any, **kwargs: Any) -> Any:
-        tracer = state.tracer
-        if tracer is None:
-            return method(*args, **kwargs)
-        # a generator of parameters would be empty at the second call: keep its items
-        args = tuple(list(a) if isinstance(a, Iterator) else a for a in args)
-        tracer.program.append(("call", method, args, kwargs))
-        state.tracer = None
-        try:
-            return method(*args, **kwargs)
-        finally:
-            state.tracer = tracer
-            tracer.snapshot_parameters()  # what it changed, a replay changes again
-    return recorded
-
-
-# -- what a call looks like: its signature, its arrays --------------------------------------
-
-def _signature(value: Any) -> Any:
-    """Shapes and dtypes of arrays, nested lists as they are, other values themselves."""
-    if isinstance(value, np.ndarray | Tensor):
-        return ("array", value.shape, value.dtype.str, isinstance(value, Tensor)
-                and value.requires_grad)
-    if isinstance(value, list | tuple):
-        return (type(value).__name__, tuple(_signature(v) for v in value))
-    if isinstance(value, dict):
-        return ("dict", tuple((k, _signature(v)) for k, v in value.items()))
-    hash(value)  # TypeError for an unhashable argument: the caller runs fn eagerly
-    return ("value", type(value).__name__, value)
-
-
-def _leaves(value: Any, kinds: type | tuple = (np.ndarray, Tensor)) -> list:
-    """The arrays and tensors (or other ``kinds``) among ``value`` (nested lists, tuples,
-    dicts), in order."""
-    if isinstance(value, kinds):
-        return [value]
-    if isinstance(value, list | tuple):
-        return [leaf for v in value for leaf in _leaves(v, kinds)]
-    if isinstance(value, dict):
-        return [leaf for v in value.values() for leaf in _leaves(v, kinds)]
-    return []
-
-
-def _array(value) -> np.ndarray:
-    return value.data if isinstance(value, Tensor) else value
+from .tensor import PlainSum, Tensor
 
 
 def _as_leaf(data: np.ndarray) -> Tensor:
@@ -134,169 +70,6 @@ def _as_leaf(data: np.ndarray) -> Tensor:
     out = Tensor.__new__(Tensor)
     out._set(data, None, (), None, False, None)
     return out
-
-
-# -- tracing ---------------------------------------------------------------------------------
-
-class Tracer:
-    """Writes down one eager call of ``fn`` as a ``Program`` (see the module docstring).
-
-    Every value gets a slot: the call's arrays first, then parameters and constants as
-    ops first read them, and each op's result. ``slot_of`` maps a tensor to its slot.
-    """
-
-    def __init__(self, args: tuple) -> None:
-        self.args = _leaves(args)
-        self.program: list[tuple] = []
-        self.sources: list[tuple] = [("arg", k) for k in range(len(self.args))]
-        self.tensors: list[Tensor] = []  # a slot's tensor (keeps ids unique while tracing)
-        self.slot_of: dict[int, int] = {}
-        self.slot_of_array: dict[int, int] = {}  # an op's result by array: detach() aliases it
-        self.arrays: list[np.ndarray] = []  # results, kept so that ids stay unique
-        self.problem: str | None = None
-        self.guards: list[tuple] = []  # (read, value, what): see guard()
-        self.parameters: dict[int, tuple] = {}  # slot -> (its array, a copy of its values)
-        for k, arg in enumerate(self.args):
-            self.tensors.append(arg if isinstance(arg, Tensor) else None)
-            if isinstance(arg, Tensor):
-                self.slot_of[id(arg)] = k
-
-    # Called by the engine ------------------------------------------------------------------
-    def op(self, op: Callable, inputs: tuple[Tensor, ...], constants: dict,
-           out: Tensor) -> None:
-        """``apply`` ran ``op`` on ``inputs`` and made ``out``."""
-        reads = tuple(self._slot(t) for t in inputs)
-        constants = {key: self._constant(value) for key, value in constants.items()}
-        if op is getitem and _boolean_from_argument(constants.get("index")):
-            self.problem = self.problem or (
-                "a boolean mask from the data picks elements (how many can change)")
-        slot = self._new_slot(out, ("op", op.__name__))
-        self.slot_of_array[id(out.data)] = slot
-        self.arrays.append(out.data)
-        self.program.append(("op", op, reads, constants, slot))
-
-    def read(self, tensor: Tensor, user: str) -> None:
-        """Python is about to use ``tensor``'s value (``user`` says how)."""
-        if user == "detach" or self.problem is not None:
-            return  # a detached value is found again by its array (``_slot``)
-        slot = self.slot_of.get(id(tensor))
-        if slot is not None or tensor.requires_grad:
-            call = user.split(": ")[0]  # "x.item(): x" -> x.item()
-            self.problem = (f"Python reads a value inside the step: {call}, where x is "
-                            f"{_what(tensor)}")
-
-    def backward(self, root: Tensor, grad, retain_grads: bool) -> None:
-        """``root.backward()`` is about to run: write down its order."""
-        if grad is not None or retain_grads:
-            self.problem = self.problem or "backward(grad=...) or retain_grads inside the step"
-            return
-        plan = []
-        for node in reversed(topological_order(root)):
-            slot = self.slot_of.get(id(node))
-            if slot is None:
-                slot = self._slot(node)
-            if node._backward is None:  # a leaf: did it hold a gradient already?
-                plan.append((slot, node.grad is not None))
-                continue
-            if node._retain_grad:
-                self.problem = self.problem or "retain_grad() inside the step"
-            parents = tuple((self._slot(p), p.shape) if p.requires_grad else (None, None)
-                            for p in node.parents)
-            plan.append((slot, parents))
-        self.program.append(("backward", self._slot(root), plan))
-
-    def snapshot_parameters(self) -> None:
-        """Note the parameters' values now (after a ``@replayed`` call changed them)."""
-        for slot in self.parameters:
-            data = self.tensors[slot].data
-            self.parameters[slot] = (data, data.copy())
-
-    def check_parameters(self) -> None:
-        """A parameter changed since an op first read it, other than by a ``@replayed`` call
-        (``p.data -= lr * p.grad``): a replay would not change it."""
-        for slot, (data, values) in self.parameters.items():
-            tensor = self.tensors[slot]
-            if tensor.data is not data or not np.array_equal(data, values, equal_nan=True):
-                self.problem = self.problem or (
-                    f"the step changes {_what(tensor)} outside an op or an optimizer's step "
-                    "(as p.data -= ...), which a replay would not repeat; update it with an "
-                    "optimizer (optim.SGD), or under mt.no_grad() with p -= lr * p.grad")
-                return
-
-    # Slots ---------------------------------------------------------------------------------
-    def _new_slot(self, tensor: Tensor, source: tuple) -> int:
-        slot = len(self.sources)
-        self.sources.append(source)
-        self.tensors.append(tensor)
-        self.slot_of[id(tensor)] = slot
-        return slot
-
-    def _slot(self, tensor: Tensor) -> int:
-        """The slot of an op's input: seen before, a detached result, a parameter (read
-        afresh at each replay), an argument's values, or a constant."""
-        slot = self.slot_of.get(id(tensor))
-        if slot is not None:
-            return slot
-        if tensor._backward is not None:
-            self.problem = self.problem or f"the step uses {_what(tensor)}, made before it began"
-            return -1
-        alias = self.slot_of_array.get(id(tensor.data))
-        if alias is not None:
-            self.slot_of[id(tensor)] = alias
-            return alias
-        if tensor.requires_grad:
-            slot = self._new_slot(tensor, ("param", tensor))
-            self.parameters[slot] = (tensor.data, tensor.data.copy())
-            return slot
-        found = self._argument_like(tensor.data)
-        if found is not None:
-            return self._new_slot(tensor, found)
-        return self._new_slot(tensor, ("constant", tensor.data))
-
-    def _argument_like(self, data: np.ndarray) -> tuple | None:
-        """``("arg", k, dtype)`` if ``data`` holds argument k's values (``Tensor(x)`` copies x)."""
-        for k, arg in enumerate(self.args):
-            values = _array(arg)
-            if (values.shape == data.shape and values.size > 1
-                    and np.array_equal(values.astype(data.dtype, copy=False), data)):
-                return ("arg", k, data.dtype)
-        return None
-
-    def _constant(self, value: Any) -> Any:
-        """An op's constant; an array holding an argument's values (an embedding's indices)
-        becomes a reference to that argument."""
-        if isinstance(value, tuple):
-            return tuple(self._constant(v) for v in value)
-        if isinstance(value, np.ndarray):
-            found = self._argument_like(value)
-            if found is not None:
-                return _FromArgument(*found[1:])
-        return value
-
-
-class _FromArgument:
-    """An op's constant taken from argument ``k`` at each replay (cast to ``dtype``)."""
-
-    def __init__(self, k: int, dtype: np.dtype) -> None:
-        self.k, self.dtype = k, dtype
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, _FromArgument) and (self.k, self.dtype) == (other.k, other.dtype)
-
-    def __repr__(self) -> str:
-        return f"arg{self.k}"
-
-
-def _boolean_from_argument(index: Any) -> bool:
-    """Is (part of) this index a boolean array taken from the call's arguments?"""
-    if isinstance(index, tuple):
-        return any(_boolean_from_argument(part) for part in index)
-    return isinstance(index, _FromArgument) and index.dtype == np.bool_
-
-
-def _what(tensor: Tensor) -> str:
-    name = tensor.name or tensor.op or "a leaf"
-    return f"{name} of shape {tensor.shape}" + (f" in {tensor.scope}" if tensor.scope else "")
 
 
 # -- the program -----------------------------------------------------------------------------
@@ -308,7 +81,7 @@ class Program:
         self.sources = tracer.sources
         self.tensors = tracer.tensors
         self.entries = tracer.program
-        self.args = [_array(a).copy() for a in tracer.args]  # to tell a new call's data apart
+        self.args = [array_of(a).copy() for a in tracer.args]  # to tell a new call's data apart
         self.guards = tracer.guards
         self.has_backward = any(entry[0] == "backward" for entry in self.entries)
         self.output = self._output_of(result, tracer)
@@ -327,7 +100,7 @@ class Program:
         if isinstance(value, Tensor):
             if value._backward is not None and not self.has_backward:
                 raise Unreplayable(
-                    f"the step returns {_what(value)} with its graph but runs no backward(); "
+                    f"the step returns {described(value)} with its graph but runs no backward(); "
                     "a replay returns values only, so call backward() inside the compiled "
                     "function (or return value.detach())")
             return _Slot(tracer._slot(value))
@@ -341,7 +114,7 @@ class Program:
 
     def _plan_memory(self) -> None:
         """Free each value after its last forward use, each backward after its last call."""
-        self.returned = {s.slot for s in _leaves(self.output, _Slot)}
+        self.returned = {s.slot for s in leaves_of(self.output, _Slot)}
         kept = set(self.returned)
         kept |= {entry[1] for entry in self.entries if entry[0] == "backward"}  # roots
         kept |= {k for k, source in enumerate(self.sources) if source[0] != "op"}
@@ -380,7 +153,7 @@ class Program:
                 return f"{_label(mine)} differs between two calls" + self._why(mine, theirs)
         for k, (mine, theirs) in enumerate(zip(self.sources, other.sources, strict=True)):
             if not _same(mine, theirs):
-                return f"a constant read by the step ({_what(self.tensors[k])}) changed"
+                return f"a constant read by the step ({described(self.tensors[k])}) changed"
         if not _same(self.output, other.output):
             return "the step returned different Python values"
         return None
@@ -392,7 +165,7 @@ class Program:
         for node, node_then in zip(mine[2], theirs[2], strict=True):
             slot, held, held_then = node[0], node[1], node_then[1]  # (a leaf's: a bool)
             if isinstance(held, bool) and isinstance(held_then, bool) and held != held_then:
-                return (f": {_what(self.tensors[slot])} held a .grad at one call and none at "
+                return (f": {described(self.tensors[slot])} held a .grad at one call and none at "
                         "the other (zero_grad() inside the step makes every call alike)")
         return ""
 
@@ -403,7 +176,7 @@ class Program:
                 and all(read() == value for read, value, _ in self.guards))
 
     def same_arguments(self, args: tuple) -> bool:
-        return all(np.array_equal(_array(a), b) for a, b in zip(_leaves(args), self.args,
+        return all(np.array_equal(array_of(a), b) for a, b in zip(leaves_of(args), self.args,
                                                                 strict=True))
 
     # -- replay ----------------------------------------------------------------------------
@@ -425,13 +198,13 @@ class Program:
         if state.plain_engine or self.straight_line is False:
             return self.run(args)
         self.write_code()
-        leaves = _leaves(args)
-        values = self.straight_line([_array(a) for a in leaves], leaves)
+        leaves = leaves_of(args)
+        values = self.straight_line([array_of(a) for a in leaves], leaves)
         return _filled(self.output, values, args, self)
 
     def run(self, args: tuple) -> Any:
         values: list = [None] * len(self.sources)
-        arrays = [_array(a) for a in _leaves(args)]
+        arrays = [array_of(a) for a in leaves_of(args)]
         for slot, source in self.inputs:
             kind = source[0]
             if kind == "arg":
@@ -441,7 +214,7 @@ class Program:
                 values[slot] = source[1].data
             elif kind == "constant":
                 values[slot] = source[1]
-        leaves = _leaves(args)  # the caller's tensors, for their .grad
+        leaves = leaves_of(args)  # the caller's tensors, for their .grad
         backwards: list = [None] * len(self.sources)
         value_of = values.__getitem__
         for entry in self.entries:
@@ -530,9 +303,9 @@ class _Slot:
 def _filled(value: Any, values: list, args: tuple, program: Program) -> Any:
     if isinstance(value, _Slot):
         source = program.sources[value.slot]
-        if source[0] == "arg" and len(source) == 2 and isinstance(_leaves(args)[source[1]],
+        if source[0] == "arg" and len(source) == 2 and isinstance(leaves_of(args)[source[1]],
                                                                   Tensor):
-            return _leaves(args)[source[1]]
+            return leaves_of(args)[source[1]]
         if source[0] == "param":
             return source[1]
         return _as_leaf(values[value.slot])
@@ -544,17 +317,17 @@ def _filled(value: Any, values: list, args: tuple, program: Program) -> Any:
 
 
 def _from_arguments(constants: dict) -> bool:
-    """Does an op's constant come from the call's arguments (see ``_FromArgument``)?"""
+    """Does an op's constant come from the call's arguments (see ``FromArgument``)?"""
     return any(_is_from_argument(value) for value in constants.values())
 
 
 def _is_from_argument(value) -> bool:
-    return isinstance(value, _FromArgument) or (
+    return isinstance(value, FromArgument) or (
         isinstance(value, tuple) and any(_is_from_argument(v) for v in value))
 
 
 def _resolved(constant: Any, arrays: list) -> Any:
-    if isinstance(constant, _FromArgument):
+    if isinstance(constant, FromArgument):
         index = np.asarray(arrays[constant.k], constant.dtype)
         if index.dtype.kind in "iu" and index.size and index.min() < 0:
             raise IndexError(f"compiled step: argument {constant.k} is used as indices but "
@@ -624,7 +397,7 @@ class Compiled:
             return self.fn(*args, **kwargs)  # (be part of it), or no replay is to be had
         call = (args, kwargs)  # every array in it, in order, is an input of the program
         try:
-            key = (_signature(call), state.grad_enabled)
+            key = (signature_of(call), state.grad_enabled)
         except TypeError:  # an unhashable argument: no signature to key a program by
             return self.fn(*args, **kwargs)
         program = self.programs.get(key)

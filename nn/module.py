@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import numpy as np
 
 import microtensor as mt
-from microtensor.compile import guard
+from microtensor.compile_trace import guard
 
 _this_thread = threading.local()  # .training: the mode fit or predict runs in on this thread
 
