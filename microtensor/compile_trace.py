@@ -137,11 +137,17 @@ class Tracer:
         """Python is about to use ``tensor``'s value (``user`` says how)."""
         if user == "detach" or self.problem is not None:
             return  # a detached value is found again by its array (``_slot``)
-        slot = self.slot_of.get(id(tensor))
-        if slot is not None or tensor.requires_grad:
+        slot = self.slot_of.get(id(tensor), self.slot_of_array.get(id(tensor.data)))
+        if slot is not None or tensor.requires_grad:  # (the array: a detached value too)
             call = user.split(": ")[0]  # "x.item(): x" -> x.item()
             self.problem = (f"Python reads a value inside the step: {call}, where x is "
                             f"{described(tensor)}")
+
+    def changed_in_place(self, tensor: Tensor, how: str) -> None:
+        """``how`` (x -= y) changes ``tensor``'s array inside the step, out of the ops' sight."""
+        self.problem = self.problem or (
+            f"{how} changes {described(tensor)} in place inside the step, which a replay "
+            "would not repeat; update parameters with an optimizer (optim.SGD)")
 
     def backward(self, root: Tensor, grad, retain_grads: bool) -> None:
         """``root.backward()`` is about to run: write down its order."""
@@ -178,7 +184,7 @@ class Tracer:
                 self.problem = self.problem or (
                     f"the step changes {described(tensor)} outside an op or an optimizer's step "
                     "(as p.data -= ...), which a replay would not repeat; update it with an "
-                    "optimizer (optim.SGD), or under mt.no_grad() with p -= lr * p.grad")
+                    "optimizer (optim.SGD)")
                 return
 
     # Slots ---------------------------------------------------------------------------------

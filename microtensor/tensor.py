@@ -288,30 +288,44 @@ class Tensor:
     def __rtruediv__(self, other: TensorLike) -> Tensor:
         return apply(ops.div, other, self)
 
-    # x += y and the like: in place under no_grad() (torch's ``p -= lr * p.grad`` updates p);
-    # with grad on, a new node, as ``x = x + y`` (the old value stays in the graph).
+    # x += y and the like, as torch: under no_grad() x changes in place (``p -= lr * p.grad``
+    # updates p); with grad on, a new node (x = x + y), except on a leaf that requires grad.
     def __iadd__(self, other: TensorLike) -> Tensor:
-        return self._in_place(np.add, other) if not state.grad_enabled else self + other
+        return self._in_place(np.add, other, Tensor.__add__)
 
     def __isub__(self, other: TensorLike) -> Tensor:
-        return self._in_place(np.subtract, other) if not state.grad_enabled else self - other
+        return self._in_place(np.subtract, other, Tensor.__sub__)
 
     def __imul__(self, other: TensorLike) -> Tensor:
-        return self._in_place(np.multiply, other) if not state.grad_enabled else self * other
+        return self._in_place(np.multiply, other, Tensor.__mul__)
 
     def __itruediv__(self, other: TensorLike) -> Tensor:
-        return self._in_place(np.divide, other) if not state.grad_enabled else self / other
+        return self._in_place(np.divide, other, Tensor.__truediv__)
 
-    def _in_place(self, ufunc: np.ufunc, other: TensorLike) -> Tensor:
-        data = self._value(f"x {_IN_PLACE[ufunc]} y: x")
-        value = other._value(f"x {_IN_PLACE[ufunc]} y: y") if isinstance(other, Tensor) else other
+    def _in_place(self, ufunc: np.ufunc, other: TensorLike, new_node: Callable) -> Tensor:
+        symbol = f"x {_IN_PLACE[ufunc]} y"
+        if state.grad_enabled:
+            if self.requires_grad and self._backward is None:
+                raise RuntimeError(
+                    f"{symbol}: x is a leaf that requires grad ({self.name or self.shape}), "
+                    "changed in place, backward would not see it. Update it under "
+                    "`with mt.no_grad():` (as torch), or write x = x - y for a new tensor")
+            return new_node(self, other)
+        if self._backward is not None:
+            raise RuntimeError(
+                f"{symbol}: x is part of a graph (made by {self.op}); changing its value in "
+                "place would change what backward computes from it; write x = x - y instead")
+        if state.tracer is not None:  # a traced step: a replay would not repeat it
+            state.tracer.changed_in_place(self, symbol)
+        data = self._value(f"{symbol}: x")
+        value = other._value(f"{symbol}: y") if isinstance(other, Tensor) else other
         try:
             fits = np.broadcast_shapes(np.shape(value), data.shape) == data.shape
         except ValueError:
             fits = False
         if not fits:
-            raise ShapeError(f"x {_IN_PLACE[ufunc]} y: y of shape {np.shape(value)} can't be "
-                             f"written into x of shape {self.shape}")
+            raise ShapeError(f"{symbol}: y of shape {np.shape(value)} can't be written into x "
+                             f"of shape {self.shape}")
         ufunc(data, value, out=data, casting="same_kind")
         return self
 

@@ -592,11 +592,17 @@ def test_p_minus_equals_under_no_grad_updates_the_parameter_in_place_as_torch():
         p *= 2.0
     assert p is before  # the same tensor, changed in place
     np.testing.assert_array_equal(p.data, [1.0, 2.0])  # (1 - 0.5) * 2, (2 - 1) * 2
-    q = p
-    q += 1.0  # with grad on: a new node, as q = q + 1
-    assert q is not p and q.op == "add"
+    r = p * 1.0
+    r += 1.0  # with grad on: a new node, as r = r + 1
+    assert r.op == "add" and r.parents[0].op == "mul"
+    with pytest.raises(RuntimeError, match="x -= y: x is a leaf that requires grad"):
+        p -= 1.0  # as torch: backward would not see the change
+    doubled = p * 2.0  # made with grad on: a graph node, whose value backward may read
+    with mt.no_grad(), pytest.raises(RuntimeError, match="x is part of a graph \\(made by mul"):
+        doubled += 1.0
     with mt.no_grad(), pytest.raises(mt.ShapeError, match=r"x \+= y: y of shape \(3,\)"):
         p += np.ones(3)
+    np.testing.assert_array_equal(p.data, [1.0, 2.0])  # every refusal left it as it was
 
 
 def test_an_update_under_no_grad_in_a_compiled_step_is_replayed_eagerly_and_right(capfd):
@@ -705,3 +711,27 @@ def test_a_grad_left_from_the_last_call_is_named_in_the_note(capfd):
     np.testing.assert_array_equal(w.grad, 3 * np.arange(3.0) + 3)  # added up, as eager
     assert "w of shape (3,) held a .grad at one call and none at the other" in compiled.note
     assert "the same numbers" in capfd.readouterr().err
+
+
+def test_a_constant_changed_in_place_or_a_detached_value_read_runs_the_step_eagerly(capfd):
+    def make_step(kind):
+        counter = mt.Tensor(np.ones(()))  # (x * 1 = 3 (k + 1): above 10 from k = 3)
+
+        def step(x):
+            nonlocal counter
+            loss = (mt.Tensor(x) * counter).sum()
+            if kind == "counter":
+                with mt.no_grad():
+                    counter += 1.0  # in place: no op records it
+            elif loss.detach().item() > 10:  # a choice from a value, through detach()
+                loss = loss * 0.0
+            return loss.detach()
+        return step
+
+    for kind in ("counter", "detached"):
+        eager, compiled = make_step(kind), mt.compile(make_step(kind))
+        for k in range(5):
+            x = np.full(3, k + 1.0)
+            assert compiled(x).item() == eager(x).item()
+        assert compiled.replays == 0
+    assert capfd.readouterr().err.count("runs eagerly") == 2
