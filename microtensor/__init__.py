@@ -1,7 +1,7 @@
 """microtensor: a small, readable reverse-mode autograd on numpy."""
 
 from .compile import Compiled, compile
-from .compile_trace import python_choice, replayed
+from .compile_trace import guard, python_choice, replayed
 from .context import (
     enable_grad,
     get_default_dtype,
@@ -47,7 +47,7 @@ __all__ = [
     "unbroadcast", "where",
 ]
 __all__ += ["Explorer", "explore"]
-__all__ += ["Compiled", "compile", "python_choice", "replayed"]
+__all__ += ["Compiled", "compile", "guard", "python_choice", "replayed"]
 # torch's names and functions
 __all__ += ["abs", "cat", "manual_seed", "ones", "randn", "sqrt", "tensor", "zeros"]
 __version__ = "0.1.0"

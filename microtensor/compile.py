@@ -22,7 +22,8 @@ What a replay can't see is guarded, never replayed wrongly:
   agree, and on new data only once two traces with different data agree; a
   difference means eager, with a note.
 * Other shapes, dtypes or Python arguments trace again (one program per signature; 16
-  kept). A function traced 8 times without a replay runs eagerly from then on.
+  kept, the least lately used dropped). A function whose first 8 calls all had different
+  signatures runs eagerly from then on.
 * ``guard(read, what)``: a Python value the step chose from (a layer's training flag) is
   read again before each replay; a change traces again.
 * A parameter whose array the step changes outside an op and outside a ``@replayed``
@@ -187,7 +188,7 @@ class Program:
         if self.straight_line is None and not state.plain_engine:
             try:
                 self.straight_line = straight_line(self, _resolved)
-            except (SyntaxError, RecursionError, MemoryError, ValueError) as error:
+            except (SyntaxError, RecursionError, MemoryError) as error:
                 self.straight_line = False
                 print(f"mt.compile: replays with the loop (run), as its straight-line code "
                       f"could not be compiled: {type(error).__name__}: {error}",
@@ -370,7 +371,7 @@ def _label(entry: tuple) -> str:
 # -- the compiled function -------------------------------------------------------------------
 
 _EAGER = "eager"
-TRACES_WITHOUT_A_REPLAY = 8  # then a function runs eagerly: its calls never repeat
+SIGNATURES_WITHOUT_A_REPEAT = 8  # then a function runs eagerly: its calls never repeat
 PROGRAMS_KEPT = 16  # signatures (batch shapes...) kept per function, the oldest dropped
 
 
@@ -389,6 +390,8 @@ class Compiled:
         self.replays = 0
         self.note: str | None = None
         self.given_up = False
+        self.signatures_seen = 0  # signatures traced a first time
+        self.repeated = False  # has any signature come a second time?
         self._last: Program | None = None
         functools.update_wrapper(self, fn)
 
@@ -401,16 +404,29 @@ class Compiled:
         except TypeError:  # an unhashable argument: no signature to key a program by
             return self.fn(*args, **kwargs)
         program = self.programs.get(key)
+        if program is not None:
+            self._keep(key, program)  # (used lately: the last to be dropped)
         if isinstance(program, Program) and not program.still_holds():
             program = None  # a parameter was frozen or unfrozen since: trace afresh
         elif isinstance(program, Program) and program.confirmed and (
                 program.verified or program.same_arguments(call)):
             self.replays += 1
             program.write_code()  # (not timed by the thread choice)
-            return program.threads.run(lambda: program.replay(call))
+            try:
+                return program.threads.run(lambda: program.replay(call))
+            except IndexError:  # (an index out of range): eager names the layer and the sizes
+                return self.fn(*args, **kwargs)
         if program is _EAGER:
             return self.fn(*args, **kwargs)
         return self._trace(key, program, call)
+
+    def _keep(self, key, program) -> None:
+        """Keep ``program`` for ``key``, last in line; beyond PROGRAMS_KEPT the least lately
+        used goes."""
+        self.programs.pop(key, None)
+        if len(self.programs) >= PROGRAMS_KEPT:
+            del self.programs[next(iter(self.programs))]
+        self.programs[key] = program
 
     def _trace(self, key, first: Program | None, call: tuple) -> Any:
         self.traces += 1
@@ -421,12 +437,14 @@ class Compiled:
         finally:
             state.tracer = previous
         tracer.check_parameters()
-        if self.traces >= TRACES_WITHOUT_A_REPLAY and not self.replays:
+        self.signatures_seen += first is None
+        self.repeated |= first is not None
+        if self.signatures_seen >= SIGNATURES_WITHOUT_A_REPEAT and not self.repeated:
             self.given_up = True  # every call eager from now on, with no more tracing
             tracer.problem = tracer.problem or (
-                f"it was traced {self.traces} times without a replay: no two calls had the "
-                "same signature (a Python value among its arguments, such as an epoch number, "
-                "or the shapes change at every call); pass such a value as an array")
+                f"{self.signatures_seen} calls had {self.signatures_seen} different signatures "
+                "(a Python value among the arguments, such as an epoch number, or the shapes "
+                "change at every call); pass such a value as an array")
         try:
             if tracer.problem is not None:
                 raise Unreplayable(tracer.problem)
@@ -435,23 +453,21 @@ class Compiled:
             self._run_eagerly(key, str(reason))
             return result
         self._last = program
-        if len(self.programs) >= PROGRAMS_KEPT and key not in self.programs:
-            del self.programs[next(iter(self.programs))]  # the oldest signature goes
         if first is None:
-            self.programs[key] = program
+            self._keep(key, program)
             return result
         difference = first.same_as(program)
         if difference is None:
             program.confirmed = True
             program.threads = ThreadChoice()  # BLAS threads: measured per program
             program.verified = not first.same_arguments(call)
-            self.programs[key] = program
+            self._keep(key, program)
         else:
             self._run_eagerly(key, difference)
         return result
 
     def _run_eagerly(self, key, reason: str) -> None:
-        self.programs[key] = _EAGER
+        self._keep(key, _EAGER)
         if self.note is None:  # one line per compiled function, not one per batch
             print(f"mt.compile: {self.name}: runs eagerly (the same numbers, without a "
                   f"replay's speed): {reason}", file=sys.stderr)

@@ -14,7 +14,8 @@ compiles once (``print(program.straight_line.source)``)::
     g11 = d0 if d0.__class__ is ndarray and d0.shape == (32, 128) else ...
 
 The calls are the same op functions and the same ``backward`` closures, in the same order,
-so the numbers are the same, bit for bit (tests/test_compile.py runs both ways). Two more
+so the numbers are the same (bit for bit, but for the sign of a zero; tests/test_compile.py
+runs both ways). Two more
 things are decided once here: a gradient that arrives as slices tiling its node exactly
 (an LSTM's four gates, its inputs projected for every step) is written slice by slice into
 an empty array, where the loop's GradientSum starts from zeros and adds; and the cycle
@@ -33,7 +34,7 @@ import numpy as np
 
 from .ops import unbroadcast
 from .shape_ops import getitem
-from .speedups import GradientSum, Scatter, collector_paused
+from .speedups import GradientSum, collector_paused, is_view_index
 
 
 def straight_line(program, resolved: Callable) -> Callable[[list, list], dict]:
@@ -219,7 +220,7 @@ class _Writer:
         if entry is None or entry[1] is not getitem or entry[2] != (node,) or entry[7]:
             return None
         index = entry[3]["index"]
-        return index if Scatter(shape, index, None)._slices_only() else None
+        return index if is_view_index(index) else None
 
     def _leaf(self, slot: int) -> str:
         source = self.program.sources[slot]

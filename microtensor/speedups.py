@@ -76,11 +76,14 @@ class Scatter(NamedTuple):
         return buffer
 
     def _slices_only(self) -> bool:
-        """Is the index made of slices, ints, None and ... only (so x[index] is a view)?"""
-        index = self.index
-        if index.__class__ is tuple:
-            return all(part.__class__ in _VIEW_INDEX for part in index)
-        return index.__class__ in _VIEW_INDEX
+        return is_view_index(self.index)
+
+
+def is_view_index(index: object) -> bool:
+    """Is the index made of slices, ints, None and ... only (so x[index] is a view)?"""
+    if index.__class__ is tuple:
+        return all(part.__class__ in _VIEW_INDEX for part in index)
+    return index.__class__ in _VIEW_INDEX
 
 
 _VIEW_INDEX = {slice, int, type(None), type(Ellipsis)}

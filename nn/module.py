@@ -9,7 +9,6 @@ from contextlib import contextmanager
 import numpy as np
 
 import microtensor as mt
-from microtensor.compile_trace import guard
 
 _this_thread = threading.local()  # .training: the mode fit or predict runs in on this thread
 
@@ -43,7 +42,7 @@ class Module:
         """Training mode (Dropout on): as ``train()``/``eval()`` set it, unless ``fit``,
         ``evaluate`` or ``predict`` is running on this thread (then theirs). Read inside an
         ``mt.compile`` trace, a replay checks it is unchanged (else it traces again)."""
-        guard(self._mode, f"{type(self).__name__}.training")
+        mt.guard(self._mode, f"{type(self).__name__}.training")
         return self._mode()
 
     def _mode(self) -> bool:

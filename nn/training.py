@@ -291,16 +291,17 @@ class Trainable:
         return compiled[kind]
 
     def _modes(self) -> tuple[bool, ...]:
-        """Every layer's training flag: an argument of each compiled step, so that a step
-        traced with Dropout on is never replayed with it off (another signature)."""
+        """Every layer's training flag: an argument of each compiled step, so that each mode
+        keeps a program of its own (Module.training's guard would otherwise trace again
+        at every switch)."""
         return tuple(module.training for module in self.modules())
 
     def _forward(self, x_batch, modes=None):
         return self(x_batch)
 
     def _evaluated(self, x_batch, y_batch, sample_weight=None, modes=None):
-        """The loss and the prediction, as values: the graph (which BCE's logits need) stays
-        inside, so a compiled replay gives the same kind of result."""
+        """The loss and the prediction, detached: evaluate reads only their values, and a
+        compiled step that returned a graph would have to run eagerly (compile.py)."""
         prediction = self(x_batch)
         loss = self._loss_of(y_batch, prediction, self.output_mask, sample_weight)
         return loss.detach(), prediction.detach()

@@ -125,10 +125,11 @@ class Optimizer:
         return {name: getattr(self, name) for name in self._hyper_names}
 
     @property
-    def param_groups(self) -> list[ParamGroup]:
+    def param_groups(self) -> tuple[ParamGroup]:
         """torch's view: one group, whose items are this optimizer's own attributes
-        (``opt.param_groups[0]["lr"] = 1e-4`` is ``opt.lr = 1e-4``)."""
-        return [ParamGroup(self)]
+        (``opt.param_groups[0]["lr"] = 1e-4`` is ``opt.lr = 1e-4``). A tuple: groups can't
+        be added (make another optimizer for other parameters)."""
+        return (ParamGroup(self),)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters.items())
@@ -341,8 +342,8 @@ class ParamGroup(MutableMapping):
         self._optimizer = optimizer
 
     def __getitem__(self, key: str):
-        if key == "params":
-            return self._optimizer.params
+        if key == "params":  # (a tuple: the list is the optimizer's own)
+            return tuple(self._optimizer.params or ())
         if key not in self._optimizer._hyper_names:
             raise KeyError(f"{key!r}: {type(self._optimizer).__name__}'s param_groups hold "
                            f"'params', {', '.join(map(repr, self._optimizer._hyper_names))}")

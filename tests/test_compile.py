@@ -682,7 +682,7 @@ def test_a_python_value_that_changes_every_call_stops_tracing_and_frees_its_prog
     for epoch in range(20):
         compiled(x, epoch + 1)
         np.testing.assert_array_equal(w.grad, x * (epoch + 1))
-    assert compiled.traces == 8 and "traced 8 times without a replay" in compiled.note
+    assert compiled.traces == 8 and "8 calls had 8 different signatures" in compiled.note
     assert len(compiled.programs) <= 16
     assert capfd.readouterr().err.count("runs eagerly") == 1
 
@@ -735,3 +735,24 @@ def test_a_constant_changed_in_place_or_a_detached_value_read_runs_the_step_eage
             assert compiled(x).item() == eager(x).item()
         assert compiled.replays == 0
     assert capfd.readouterr().err.count("runs eagerly") == 2
+
+
+def test_a_few_batch_shapes_taking_turns_are_all_replayed():
+    w, compiled = _scaled_gradient_step()
+    for _epoch in range(3):
+        for rows in (2, 3, 4, 5, 6):  # five batch shapes (buckets), in turn
+            x = np.arange(rows * 3.0).reshape(rows, 3)
+            compiled(x, 2)
+            np.testing.assert_array_equal(w.grad, 2 * x.sum(axis=0))
+    assert not compiled.given_up and compiled.replays == 5  # the third epoch replays
+
+
+def test_an_index_out_of_range_in_a_replay_gets_the_layers_own_message():
+    model = nn.Sequential([nn.Input((STEPS,)), nn.Embedding(10, 3), nn.LSTM(2)])
+    forward = mt.compile(lambda x: model(x))
+    tokens = np.ones((BATCH, STEPS))
+    for _ in range(3):
+        forward(tokens)
+    tokens[0, 0] = 40
+    with pytest.raises(ValueError, match="index 40 is out of range for input_dim=10"):
+        forward(tokens)

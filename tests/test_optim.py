@@ -374,7 +374,9 @@ def test_param_groups_read_and_write_the_optimizers_own_settings_as_torch():
     for group in opt.param_groups:  # torch's learning-rate schedule idiom
         group["lr"] *= 0.5
     assert opt.lr == 0.05 and opt.param_groups[0]["momentum"] == 0.9
-    assert opt.param_groups[0]["params"] == [p]
+    assert opt.param_groups[0]["params"] == (p,)
+    with pytest.raises(AttributeError):
+        opt.param_groups.append({"params": []})  # one group: not silently dropped
     with pytest.raises(ValueError, match="momentum"):
         opt.param_groups[0]["momentum"] = -1.0
     assert opt.momentum == 0.9  # refused: unchanged
