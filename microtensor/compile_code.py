@@ -152,8 +152,8 @@ class _Writer:
         """Tensor.backward over the traced order: a gradient reaching a node from one place
         is a local variable; those that add up go through a GradientSum, ``sums``."""
         _, root, plan = entry
-        reached = {root}
-        for slot, parents, _, _ in plan:
+        reached = {root}  # (every node the trace listed, as topological_order gives only the
+        for slot, parents, _, _ in plan:  # root's ancestors; as Program.run's `g is None`)
             if slot in reached and not isinstance(parents, bool):
                 reached.update(parent for parent, _, _ in parents if parent is not None)
         tiled = self._tiled(plan, reached)
